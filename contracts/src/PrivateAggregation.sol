@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+
+/// @title PrivateAggregation
+/// @notice Transactive HEMS rounds with pairwise-mask secure aggregation.
+///
+/// The DSO (the owner) whitelists homes into aggregation groups, posts a price band per
+/// round and group, and posts one dispatch factor lambda per round. Homes submit their
+/// demand bounds masked so that the pairwise masks cancel in the group sum; what remains is
+/// masked by each home's mask shared with the DSO, so only the DSO can read the group sum.
+///
+/// Units: power in watts as signed integers mod 2^128, prices in micro-$/kWh,
+/// lambda scaled by 1e6, times in block timestamps (seconds).
+///
+/// State is keyed by round, so nothing is ever cleared and opening a round costs O(1)
+/// per group. No transaction loops over homes.
+contract PrivateAggregation is Ownable2Step {
+    uint256 public constant MAX_GROUP_SLOTS = 160;
+    uint32 public constant LAMBDA_SCALE = 1_000_000;
+
+    /// @dev The sums slot of a round starts at this offset in both halves so that it is
+    /// never zero: every submission then pays the same non-zero-to-non-zero SSTORE instead of
+    /// the first home paying for a fresh slot. getAgg subtracts it again.
+    uint256 private constant SUM_OFFSET = (uint256(1) << 128) | 1;
+
+    uint16 public immutable minGroupSize;
+    uint40 public immutable recoveryPeriod;
+
+    /// @notice X25519 public key of the DSO, for the home-DSO masks.
+    bytes32 public dsoKey;
+
+    struct Member {
+        uint64 group;
+        uint16 index; // stable slot in the group, the bit in the submission bitmap
+        uint24 joinedEpoch; // group epoch that first included this home
+        uint24 removedEpoch; // group epoch that first excluded it, 0 while a member
+        bool registered;
+    }
+
+    struct Group {
+        uint16 slots; // member indices handed out so far (removed homes keep theirs)
+        uint16 active; // current members
+        uint24 epoch; // bumped on every membership change; binds the mask keys
+    }
+
+    /// @dev One slot, read and written by every submission.
+    struct Submissions {
+        uint160 bitmap; // bit i: member index i submitted
+        uint16 count;
+        uint16 expected; // members when the round opened
+        uint40 deadline;
+        uint24 epoch; // group epoch when the round opened: fixes the member set of the round
+    }
+
+    struct RoundInfo {
+        int64 pLow; // micro-$/kWh (DLMPs can be negative)
+        int64 pHigh; // micro-$/kWh
+        uint16 corrections; // unmasking corrections received
+        uint64 openedAt;
+    }
+
+    struct Lambda {
+        uint32 value;
+        bool set;
+    }
+
+    enum Status {
+        None, // not opened
+        Open, // accepting submissions
+        Recovery, // deadline passed, homes missing, waiting for survivors' corrections
+        Complete, // sum revealed to the DSO
+        Failed // fewer than minGroupSize submitted, or a survivor missed recovery
+    }
+
+    mapping(address home => Member) private _members;
+    mapping(address home => bytes32) public pubKeyOf;
+    mapping(uint64 group => Group) private _groups;
+    mapping(uint64 group => address[]) private _groupSlots;
+
+    mapping(uint64 round => mapping(uint64 group => Submissions)) private _subs;
+    mapping(uint64 round => mapping(uint64 group => uint256)) private _sums;
+    mapping(uint64 round => mapping(uint64 group => RoundInfo)) private _info;
+    mapping(uint64 round => mapping(uint64 group => uint160)) private _correctionBitmap;
+    mapping(uint64 round => uint64[]) private _roundGroups;
+    mapping(uint64 round => Lambda) private _lambda;
+
+    event DsoKeySet(bytes32 key);
+    event UserClaimed(address indexed home, uint64 indexed group, uint16 index, uint24 epoch, bytes32 pubKey);
+    event UserRemoved(address indexed home, uint64 indexed group, uint24 epoch);
+    event PriceSubmitted(
+        uint64 indexed round, uint64 indexed group, int64 pLow, int64 pHigh, uint40 deadline, uint24 epoch
+    );
+    event RangeSubmitted(uint64 indexed round, uint64 indexed group, address indexed home);
+    event CorrectionSubmitted(uint64 indexed round, uint64 indexed group, address indexed home);
+    event AggregateReady(uint64 indexed round, uint64 indexed group, uint16 contributors);
+    event LambdaSubmitted(uint64 indexed round, uint32 lambda);
+
+    error ZeroAddress();
+    error ZeroKey();
+    error MinGroupSizeTooSmall(uint16 minGroupSize);
+    error AlreadyRegistered(address home);
+    error NotMember(address account);
+    error GroupFull(uint64 group);
+    error GroupTooSmall(uint64 group, uint16 members, uint16 minGroupSize);
+    error BandInverted(int64 pLow, int64 pHigh);
+    error DeadlineNotInFuture(uint40 deadline, uint256 nowTs);
+    error RoundAlreadyOpen(uint64 round, uint64 group);
+    error RoundNotOpen(uint64 round, uint64 group);
+    error NotInRound(uint64 round, address home);
+    error AlreadySubmitted(uint64 round, address home);
+    error DeadlinePassed(uint64 round, uint40 deadline);
+    error NotInRecovery(uint64 round, uint64 group, Status status);
+    error DidNotSubmit(uint64 round, address home);
+    error CorrectionAlreadySent(uint64 round, address home);
+    error RecoveryClosed(uint64 round, uint40 recoveryDeadline);
+    error GroupBelowMinimum(uint64 round, uint64 group, uint16 contributors, uint16 minGroupSize);
+    error LambdaOutOfRange(uint32 lambda);
+    error LambdaAlreadySet(uint64 round);
+    error LambdaNotSet(uint64 round);
+    error NoGroupsInRound(uint64 round);
+    error AggregatesIncomplete(uint64 round, uint64 group, Status status);
+
+    constructor(address dso_, bytes32 dsoKey_, uint16 minGroupSize_, uint40 recoveryPeriod_) Ownable(dso_) {
+        if (dsoKey_ == bytes32(0)) revert ZeroKey();
+        if (minGroupSize_ < 2) revert MinGroupSizeTooSmall(minGroupSize_);
+        dsoKey = dsoKey_;
+        minGroupSize = minGroupSize_;
+        recoveryPeriod = recoveryPeriod_;
+        emit DsoKeySet(dsoKey_);
+    }
+
+    // ---------------------------------------------------------------- DSO: membership
+
+    /// @notice The DSO's address (the owner). Transfer with transferOwnership + acceptOwnership.
+    function dso() external view returns (address) {
+        return owner();
+    }
+
+    function setDsoKey(bytes32 key) external onlyOwner {
+        if (key == bytes32(0)) revert ZeroKey();
+        dsoKey = key;
+        emit DsoKeySet(key);
+    }
+
+    /// @notice Whitelist a home in a group with its X25519 public key for mask agreement.
+    function claimUser(address home, uint64 group, bytes32 pubKey) external onlyOwner {
+        if (home == address(0)) revert ZeroAddress();
+        if (pubKey == bytes32(0)) revert ZeroKey();
+        Member storage m = _members[home];
+        if (m.registered) revert AlreadyRegistered(home);
+        Group storage g = _groups[group];
+        if (g.slots >= MAX_GROUP_SLOTS) revert GroupFull(group);
+        uint24 epoch = g.epoch + 1;
+        uint16 index = g.slots;
+        g.epoch = epoch;
+        g.slots = index + 1;
+        g.active += 1;
+        _members[home] = Member(group, index, epoch, 0, true);
+        pubKeyOf[home] = pubKey;
+        _groupSlots[group].push(home);
+        emit UserClaimed(home, group, index, epoch, pubKey);
+    }
+
+    /// @notice Remove a home. In a round already open it counts as a dropout.
+    function removeUser(address home) external onlyOwner {
+        Member storage m = _members[home];
+        if (!m.registered || m.removedEpoch != 0) revert NotMember(home);
+        Group storage g = _groups[m.group];
+        uint24 epoch = g.epoch + 1;
+        g.epoch = epoch;
+        g.active -= 1;
+        m.removedEpoch = epoch;
+        emit UserRemoved(home, m.group, epoch);
+    }
+
+    // ---------------------------------------------------------------- DSO: rounds
+
+    /// @notice Open round `round` for `group` with its price band and submission deadline.
+    function submitPrice(uint64 round, uint64 group, int64 pLow, int64 pHigh, uint40 deadline)
+        external
+        onlyOwner
+    {
+        if (pLow > pHigh) revert BandInverted(pLow, pHigh);
+        if (deadline <= block.timestamp) revert DeadlineNotInFuture(deadline, block.timestamp);
+        Group storage g = _groups[group];
+        if (g.active < minGroupSize) revert GroupTooSmall(group, g.active, minGroupSize);
+        Submissions storage s = _subs[round][group];
+        if (s.deadline != 0) revert RoundAlreadyOpen(round, group);
+        s.deadline = deadline;
+        s.epoch = g.epoch;
+        s.expected = g.active;
+        _sums[round][group] = SUM_OFFSET;
+        _info[round][group] = RoundInfo(pLow, pHigh, 0, uint64(block.timestamp));
+        _roundGroups[round].push(group);
+        emit PriceSubmitted(round, group, pLow, pHigh, deadline, g.epoch);
+    }
+
+    /// @notice Post the dispatch factor of a round once every group of the round has settled.
+    function submitLambda(uint64 round, uint32 lambda) external onlyOwner {
+        if (lambda > LAMBDA_SCALE) revert LambdaOutOfRange(lambda);
+        Lambda storage l = _lambda[round];
+        if (l.set) revert LambdaAlreadySet(round);
+        uint64[] storage groups = _roundGroups[round];
+        if (groups.length == 0) revert NoGroupsInRound(round);
+        // Loops over the groups of the round (a handful per feeder), never over homes.
+        for (uint256 i = 0; i < groups.length; ++i) {
+            Status st = status(round, groups[i]);
+            if (st != Status.Complete && st != Status.Failed) revert AggregatesIncomplete(round, groups[i], st);
+        }
+        l.value = lambda;
+        l.set = true;
+        emit LambdaSubmitted(round, lambda);
+    }
+
+    // ---------------------------------------------------------------- homes
+
+    /// @notice Submit the masked lower and upper bound of next-slot demand (one per round).
+    function submitRange(uint64 round, uint128 maskedLower, uint128 maskedUpper) external {
+        Member memory m = _members[msg.sender];
+        if (!m.registered || m.removedEpoch != 0) revert NotMember(msg.sender);
+        Submissions memory s = _subs[round][m.group];
+        if (s.deadline == 0) revert RoundNotOpen(round, m.group);
+        if (block.timestamp > s.deadline) revert DeadlinePassed(round, s.deadline);
+        if (m.joinedEpoch > s.epoch) revert NotInRound(round, msg.sender);
+        uint160 bit = uint160(1) << m.index;
+        if (s.bitmap & bit != 0) revert AlreadySubmitted(round, msg.sender);
+        s.bitmap |= bit;
+        s.count += 1;
+        _subs[round][m.group] = s;
+        _addToSums(round, m.group, maskedLower, maskedUpper);
+        emit RangeSubmitted(round, m.group, msg.sender);
+        if (s.count == s.expected) emit AggregateReady(round, m.group, s.count);
+    }
+
+    /// @notice After the deadline, a surviving home cancels its masks with the homes that
+    /// dropped out of this round. Refused when fewer than minGroupSize homes survived: a lone
+    /// survivor's correction would expose its value.
+    function submitCorrection(uint64 round, uint128 correctionLower, uint128 correctionUpper) external {
+        Member memory m = _members[msg.sender];
+        if (!m.registered) revert NotMember(msg.sender);
+        Status st = status(round, m.group);
+        Submissions memory s = _subs[round][m.group];
+        if (st == Status.Failed && s.count < minGroupSize) {
+            revert GroupBelowMinimum(round, m.group, s.count, minGroupSize);
+        }
+        if (st == Status.Failed) revert RecoveryClosed(round, s.deadline + recoveryPeriod);
+        if (st != Status.Recovery) revert NotInRecovery(round, m.group, st);
+        uint160 bit = uint160(1) << m.index;
+        if (s.bitmap & bit == 0) revert DidNotSubmit(round, msg.sender);
+        uint160 done = _correctionBitmap[round][m.group];
+        if (done & bit != 0) revert CorrectionAlreadySent(round, msg.sender);
+        _correctionBitmap[round][m.group] = done | bit;
+        RoundInfo storage info = _info[round][m.group];
+        info.corrections += 1;
+        _addToSums(round, m.group, correctionLower, correctionUpper);
+        emit CorrectionSubmitted(round, m.group, msg.sender);
+        if (info.corrections == s.count) emit AggregateReady(round, m.group, s.count);
+    }
+
+    function _addToSums(uint64 round, uint64 group, uint128 lower, uint128 upper) private {
+        uint256 packed = _sums[round][group];
+        // Sums are mod 2^128 by design: the masks are uniform in that ring and cancel there.
+        unchecked {
+            uint128 lo = uint128(packed) + lower;
+            uint128 hi = uint128(packed >> 128) + upper;
+            _sums[round][group] = (uint256(hi) << 128) | lo;
+        }
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice Where round `round` of `group` stands at the current block time.
+    function status(uint64 round, uint64 group) public view returns (Status) {
+        Submissions memory s = _subs[round][group];
+        if (s.deadline == 0) return Status.None;
+        if (s.count == s.expected) return Status.Complete;
+        if (block.timestamp <= s.deadline) return Status.Open;
+        if (s.count < minGroupSize) return Status.Failed;
+        if (_info[round][group].corrections == s.count) return Status.Complete;
+        if (block.timestamp <= uint256(s.deadline) + recoveryPeriod) return Status.Recovery;
+        return Status.Failed;
+    }
+
+    /// @notice The band of a round: (pLow, pHigh) in micro-$/kWh, and the deadline.
+    function getPrice(uint64 round, uint64 group)
+        external
+        view
+        returns (int64 pLow, int64 pHigh, uint40 deadline)
+    {
+        Submissions memory s = _subs[round][group];
+        if (s.deadline == 0) revert RoundNotOpen(round, group);
+        RoundInfo memory info = _info[round][group];
+        return (info.pLow, info.pHigh, s.deadline);
+    }
+
+    /// @notice The group's masked sums (still masked by the homes' masks with the DSO), the
+    /// number of contributors and whether the sum is complete. Incomplete sums read as zero.
+    function getAgg(uint64 round, uint64 group)
+        external
+        view
+        returns (uint128 lowerSum, uint128 upperSum, uint16 contributors, bool complete)
+    {
+        Status st = status(round, group);
+        if (st == Status.None) revert RoundNotOpen(round, group);
+        Submissions memory s = _subs[round][group];
+        if (st == Status.Failed && s.count < minGroupSize) {
+            revert GroupBelowMinimum(round, group, s.count, minGroupSize);
+        }
+        if (st != Status.Complete) return (0, 0, s.count, false);
+        uint256 packed = _sums[round][group];
+        unchecked {
+            lowerSum = uint128(packed) - 1;
+            upperSum = uint128(packed >> 128) - 1;
+        }
+        return (lowerSum, upperSum, s.count, true);
+    }
+
+    /// @notice Who submitted in a round (bitmap over member indices), the deadline and the
+    /// group epoch that fixes the round's member set.
+    function getSubmissions(uint64 round, uint64 group)
+        external
+        view
+        returns (uint160 bitmap, uint16 count, uint40 deadline, uint24 epoch, uint16 expected)
+    {
+        Submissions memory s = _subs[round][group];
+        if (s.deadline == 0) revert RoundNotOpen(round, group);
+        return (s.bitmap, s.count, s.deadline, s.epoch, s.expected);
+    }
+
+    function getCorrections(uint64 round, uint64 group) external view returns (uint160 bitmap, uint16 count) {
+        return (_correctionBitmap[round][group], _info[round][group].corrections);
+    }
+
+    function getLambda(uint64 round) external view returns (uint32) {
+        Lambda memory l = _lambda[round];
+        if (!l.set) revert LambdaNotSet(round);
+        return l.value;
+    }
+
+    function getMember(address home)
+        external
+        view
+        returns (uint64 group, uint16 index, uint24 joinedEpoch, uint24 removedEpoch, bool registered)
+    {
+        Member memory m = _members[home];
+        return (m.group, m.index, m.joinedEpoch, m.removedEpoch, m.registered);
+    }
+
+    function getGroup(uint64 group) external view returns (uint16 slots, uint16 active, uint24 epoch) {
+        Group memory g = _groups[group];
+        return (g.slots, g.active, g.epoch);
+    }
+
+    /// @notice Every home ever given a slot in the group, by index (clients filter by epoch).
+    function getGroupSlots(uint64 group) external view returns (address[] memory) {
+        return _groupSlots[group];
+    }
+
+    function getRoundGroups(uint64 round) external view returns (uint64[] memory) {
+        return _roundGroups[round];
+    }
+}

@@ -1,0 +1,54 @@
+"""Set up a DSO and its homes on a fresh PrivateAggregation deployment.
+
+Used by the co-simulation, the on-chain demo, the gas benchmark and the tests, so that all of
+them register homes the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from sim.chain.connection import Chain
+from sim.chain.private import DSOClient, HomeClient, PrivateAggregation
+
+
+def x25519_key(seed: str) -> X25519PrivateKey:
+    """A deterministic X25519 key for reproducible runs (a real home would use a random one)."""
+    return X25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+
+
+@dataclass
+class Market:
+    chain: Chain
+    agg: PrivateAggregation
+    dso: DSOClient
+    homes: list[HomeClient]
+    groups: list[int]  # group of each home, same order as homes
+
+    def homes_of(self, group: int) -> list[HomeClient]:
+        return [h for h, g in zip(self.homes, self.groups, strict=True) if g == group]
+
+
+def setup_market(
+    chain: Chain,
+    groups: Sequence[int],
+    seed: str = "blockhems",
+    min_group_size: int = 5,
+    recovery_period_s: int = 120,
+) -> Market:
+    """Deploy the contract and register one home per entry of `groups` (its group id)."""
+    accounts = chain.new_accounts(len(groups) + 1, seed)
+    dso_key = x25519_key(f"{seed}/dso")
+    agg = PrivateAggregation.deploy(chain, accounts[0], dso_key, min_group_size, recovery_period_s)
+    dso = DSOClient(agg, accounts[0], dso_key)
+    homes = [
+        HomeClient(agg, account, x25519_key(f"{seed}/home/{i}"))
+        for i, account in enumerate(accounts[1:])
+    ]
+    for home, group in zip(homes, groups, strict=True):
+        dso.register_home(home.address, int(group), home.public_key)
+    return Market(chain, agg, dso, homes, [int(g) for g in groups])

@@ -1,0 +1,307 @@
+"""Python client of the PrivateAggregation contract: deployment, the DSO and the homes.
+
+Units at this interface: demand bounds in integer watts (signed), prices in $/kWh, lambda as
+a float in [0, 1], times as block timestamps in seconds. On chain, prices are micro-$/kWh and
+lambda is scaled by 1e6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from eth_account.signers.local import LocalAccount
+
+from sim.chain.artifacts import load_artifact
+from sim.chain.connection import Chain
+from sim.chain.masking import (
+    FIELDS,
+    DSOUnmasker,
+    HomeMasker,
+    MaskContext,
+    PrivacyError,
+    public_key_bytes,
+)
+
+CONTRACT_NAME = "PrivateAggregation"
+LAMBDA_SCALE = 1_000_000
+PRICE_SCALE = 1_000_000  # micro-$/kWh per $/kWh
+
+
+class Status(IntEnum):
+    """Mirror of PrivateAggregation.Status."""
+
+    NONE = 0
+    OPEN = 1
+    RECOVERY = 2
+    COMPLETE = 3
+    FAILED = 4
+
+
+@dataclass(frozen=True)
+class PriceBand:
+    p_low: float  # $/kWh
+    p_high: float  # $/kWh
+    deadline: int  # block timestamp (s)
+
+
+@dataclass(frozen=True)
+class GroupAggregate:
+    """A group's unmasked sums of the homes' bounds (W) for one round."""
+
+    round: int
+    group: int
+    lower_w: int
+    upper_w: int
+    contributors: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class RoundSubmissions:
+    bitmap: int
+    count: int
+    deadline: int
+    epoch: int
+    expected: int
+
+    def submitted(self, index: int) -> bool:
+        return bool(self.bitmap >> index & 1)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    address: str
+    index: int
+    public_key: bytes
+    joined_epoch: int
+    removed_epoch: int  # 0 while a member
+
+    def in_epoch(self, epoch: int) -> bool:
+        return self.joined_epoch <= epoch and (
+            self.removed_epoch == 0 or self.removed_epoch > epoch
+        )
+
+
+def price_to_chain(p_usd_per_kwh: float) -> int:
+    return round(p_usd_per_kwh * PRICE_SCALE)
+
+
+class PrivateAggregation:
+    """A deployed PrivateAggregation contract and read access to its public state."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.w3.eth.contract(
+            address=address, abi=load_artifact(CONTRACT_NAME)["abi"]
+        )
+        self.address = self.contract.address
+        self.min_group_size = int(self.contract.functions.minGroupSize().call())
+        self.recovery_period_s = int(self.contract.functions.recoveryPeriod().call())
+        self._members: dict[tuple[int, int], dict[int, MemberInfo]] = {}
+
+    @classmethod
+    def deploy(
+        cls,
+        chain: Chain,
+        dso_account: LocalAccount,
+        dso_key: X25519PrivateKey,
+        min_group_size: int = 5,
+        recovery_period_s: int = 120,
+    ) -> PrivateAggregation:
+        factory = chain.w3.eth.contract(
+            abi=load_artifact(CONTRACT_NAME)["abi"],
+            bytecode=load_artifact(CONTRACT_NAME)["bytecode"],
+        )
+        deployed = chain.deploy(
+            "private.deploy",
+            dso_account,
+            factory,
+            dso_account.address,
+            public_key_bytes(dso_key),
+            min_group_size,
+            recovery_period_s,
+        )
+        return cls(chain, deployed.address)
+
+    def call(self, name: str, *args):
+        return self.chain.call(f"private.{name}", getattr(self.contract.functions, name)(*args))
+
+    def status(self, round_: int, group: int) -> Status:
+        return Status(self.call("status", round_, group))
+
+    def submissions(self, round_: int, group: int) -> RoundSubmissions:
+        return RoundSubmissions(*self.call("getSubmissions", round_, group))
+
+    def correction_bitmap(self, round_: int, group: int) -> int:
+        return int(self.call("getCorrections", round_, group)[0])
+
+    def mask_context(self, group: int, epoch: int) -> MaskContext:
+        return MaskContext(self.chain.chain_id, self.address, group, epoch)
+
+    def members(self, group: int, epoch: int) -> dict[int, MemberInfo]:
+        """The member set of `group` at membership epoch `epoch`, by member index."""
+        key = (group, epoch)
+        if key not in self._members:
+            found = {}
+            for index, address in enumerate(self.call("getGroupSlots", group)):
+                _, _, joined, removed, _ = self.call("getMember", address)
+                info = MemberInfo(
+                    address, index, bytes(self.call("pubKeyOf", address)), joined, removed
+                )
+                if info.in_epoch(epoch):
+                    found[index] = info
+            self._members[key] = found
+        return self._members[key]
+
+
+class DSOClient:
+    """The DSO's protocol calls. It never sees a home's value, only unmasked group sums."""
+
+    def __init__(self, agg: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
+        self.agg = agg
+        self.account = account
+        self._unmasker = DSOUnmasker(key)
+
+    def _transact(self, name: str, *args, round_: int | None = None) -> dict:
+        fn = getattr(self.agg.contract.functions, name)(*args)
+        return self.agg.chain.transact(f"private.{name}", self.account, fn, round_)
+
+    def register_home(self, home: str, group: int, public_key: bytes) -> None:
+        self._transact("claimUser", home, group, public_key)
+
+    def remove_home(self, home: str) -> None:
+        self._transact("removeUser", home)
+
+    def open_round(
+        self, round_: int, group: int, p_low: float, p_high: float, deadline: int
+    ) -> None:
+        """Post the price band ($/kWh) of `group` for `round_` with its deadline (timestamp)."""
+        self._transact(
+            "submitPrice",
+            round_,
+            group,
+            price_to_chain(p_low),
+            price_to_chain(p_high),
+            deadline,
+            round_=round_,
+        )
+
+    def read_aggregate(self, round_: int, group: int) -> GroupAggregate:
+        """The group's plaintext sums (W), unmasked with the DSO's keys once complete."""
+        lower, upper, count, complete = self.agg.call("getAgg", round_, group)
+        if not complete:
+            return GroupAggregate(round_, group, 0, 0, count, False)
+        subs = self.agg.submissions(round_, group)
+        ctx = self.agg.mask_context(group, subs.epoch)
+        contributors = {
+            i: m.public_key
+            for i, m in self.agg.members(group, subs.epoch).items()
+            if subs.submitted(i)
+        }
+        sums = {
+            field: self._unmasker.unmask(word, contributors, ctx, round_, field)
+            for field, word in zip(FIELDS, (lower, upper), strict=True)
+        }
+        return GroupAggregate(round_, group, sums["lower"], sums["upper"], count, True)
+
+    def post_lambda(self, round_: int, lam: float) -> None:
+        """Post the dispatch factor lambda in [0, 1] (rounded to 1e-6)."""
+        self._transact("submitLambda", round_, round(lam * LAMBDA_SCALE), round_=round_)
+
+
+class HomeClient:
+    """One home's protocol calls: read the band, submit masked bounds, recover, read lambda."""
+
+    def __init__(self, agg: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
+        self.agg = agg
+        self.account = account
+        self.key = key
+        self.public_key = public_key_bytes(key)
+        self._maskers: dict[int, HomeMasker] = {}
+        self._group_index: tuple[int, int] | None = None
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def _membership(self) -> tuple[int, int]:
+        """(group, member index); both are fixed once the DSO registered the home."""
+        if self._group_index is None:
+            group, index, _, _, registered = self.agg.call("getMember", self.address)
+            if not registered:
+                raise PrivacyError(f"home {self.address} is not registered with the contract")
+            self._group_index = int(group), int(index)
+        return self._group_index
+
+    def _masker(self, group: int, epoch: int) -> HomeMasker:
+        if epoch not in self._maskers:
+            members = self.agg.members(group, epoch)
+            _, index = self._membership()
+            dso_key = bytes(self.agg.call("dsoKey"))
+            self._maskers[epoch] = HomeMasker(
+                self.key,
+                index,
+                {i: m.public_key for i, m in members.items()},
+                dso_key,
+                self.agg.mask_context(group, epoch),
+            )
+        return self._maskers[epoch]
+
+    def _transact(self, name: str, *args, round_: int) -> dict:
+        fn = getattr(self.agg.contract.functions, name)(*args)
+        return self.agg.chain.transact(f"private.{name}", self.account, fn, round_)
+
+    def read_price(self, round_: int) -> PriceBand:
+        group, _ = self._membership()
+        p_low, p_high, deadline = self.agg.call("getPrice", round_, group)
+        return PriceBand(p_low / PRICE_SCALE, p_high / PRICE_SCALE, int(deadline))
+
+    def masked_range(self, round_: int, lower_w: int, upper_w: int) -> tuple[int, int]:
+        """The two words this home submits for its bounds in watts."""
+        group, index = self._membership()
+        epoch = self.agg.submissions(round_, group).epoch
+        if index not in self.agg.members(group, epoch):
+            raise PrivacyError(
+                f"home {self.address} is not in the member set of round {round_} of group "
+                f"{group} (registered after the round opened, or removed)"
+            )
+        masker = self._masker(group, epoch)
+        return masker.mask(round_, "lower", lower_w), masker.mask(round_, "upper", upper_w)
+
+    def submit_range(self, round_: int, lower_w: int, upper_w: int) -> None:
+        if lower_w > upper_w:
+            raise ValueError(f"lower bound {lower_w} W exceeds upper bound {upper_w} W")
+        words = self.masked_range(round_, lower_w, upper_w)
+        self._transact("submitRange", round_, *words, round_=round_)
+
+    def needs_correction(self, round_: int) -> bool:
+        group, index = self._membership()
+        if self.agg.status(round_, group) != Status.RECOVERY:
+            return False
+        return not self.agg.correction_bitmap(round_, group) >> index & 1
+
+    def send_correction(self, round_: int) -> None:
+        """Cancel this home's masks with the round's dropouts (recovery phase only).
+
+        Refused when fewer than the minimum group size survived: the sum of the survivors would
+        then reveal too much (with one survivor, its own value).
+        """
+        group, index = self._membership()
+        subs = self.agg.submissions(round_, group)
+        if subs.count < self.agg.min_group_size:
+            raise PrivacyError(
+                f"round {round_} of group {group}: only {subs.count} homes survived, fewer than "
+                f"the minimum group size {self.agg.min_group_size}; no correction is sent"
+            )
+        if not subs.submitted(index):
+            raise PrivacyError(f"home {self.address} did not submit in round {round_}")
+        members = self.agg.members(group, subs.epoch)
+        dropped = [i for i in members if not subs.submitted(i)]
+        masker = self._masker(group, subs.epoch)
+        words = [masker.correction(round_, f, dropped) for f in FIELDS]
+        self._transact("submitCorrection", round_, *words, round_=round_)
+
+    def read_lambda(self, round_: int) -> float:
+        return self.agg.call("getLambda", round_) / LAMBDA_SCALE

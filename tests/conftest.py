@@ -1,0 +1,36 @@
+"""Shared fixtures: chain backends (embedded eth-tester and a hardhat JSON-RPC node)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sim.chain.connection import Chain, connect
+from sim.chain.node import HardhatNode, node_unavailable_reason
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test that needs something absent; under CI=true that is a failure."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def hardhat_url():
+    reason = node_unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    with HardhatNode() as node:
+        yield node.url
+
+
+@pytest.fixture(params=["embedded", pytest.param("hardhat", marks=pytest.mark.node)])
+def chain(request) -> Chain:
+    """A chain on each backend; tests using it run on both."""
+    if request.param == "embedded":
+        return connect("embedded")
+    return connect("rpc", request.getfixturevalue("hardhat_url"))

@@ -1,0 +1,269 @@
+"""The private aggregation protocol end to end (paper's Algorithm 1), on every backend."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from eth_utils import keccak
+
+from sim.chain.artifacts import load_artifact
+from sim.chain.connection import Chain, ContractRevert
+from sim.chain.market import Market, setup_market
+from sim.chain.masking import MODULUS, PrivacyError, decode_watts
+from sim.chain.private import Status
+
+DEADLINE_S = 300
+
+
+def _slot_of(label: str) -> int:
+    layout = load_artifact("PrivateAggregation")["storageLayout"]["storage"]
+    return next(int(s["slot"]) for s in layout if s["label"] == label)
+
+
+def mapping2_slot(label: str, key1: int, key2: int) -> int:
+    """Storage slot of `label[key1][key2]` (Solidity layout of nested mappings)."""
+    inner = keccak(key1.to_bytes(32, "big") + _slot_of(label).to_bytes(32, "big"))
+    return int.from_bytes(keccak(key2.to_bytes(32, "big") + inner), "big")
+
+
+def open_round(market: Market, round_: int, p_low: float = 0.08, p_high: float = 0.21) -> int:
+    deadline = market.chain.now() + DEADLINE_S
+    for group in sorted(set(market.groups)):
+        market.dso.open_round(round_, group, p_low, p_high, deadline)
+    return deadline
+
+
+def plaintext_bounds(rng: random.Random, n: int) -> list[tuple[int, int]]:
+    """Distinctive signed watt values (PV export makes lower bounds negative)."""
+    out = []
+    for _ in range(n):
+        lower = rng.randrange(-4_000_000, 6_000_000) + 1_000_003
+        out.append((lower, lower + rng.randrange(1, 3_000_000)))
+    return out
+
+
+@pytest.fixture
+def market(chain: Chain) -> Market:
+    return setup_market(chain, [0] * 6 + [1] * 5, seed="protocol")
+
+
+def test_three_rounds_dso_unmasks_exact_sums_others_see_noise(market: Market) -> None:
+    rng = random.Random(7)
+    chain = market.chain
+    for round_ in (1, 2, 3):
+        open_round(market, round_, p_low=0.05 + 0.01 * round_, p_high=0.30)
+        bounds = plaintext_bounds(rng, len(market.homes))
+        for home, (lower, upper) in zip(market.homes, bounds, strict=True):
+            band = home.read_price(round_)
+            assert (band.p_low, band.p_high) == pytest.approx((0.05 + 0.01 * round_, 0.30))
+            home.submit_range(round_, lower, upper)
+        for group in (0, 1):
+            members = [i for i, g in enumerate(market.groups) if g == group]
+            true_lower = sum(bounds[i][0] for i in members)
+            true_upper = sum(bounds[i][1] for i in members)
+            agg = market.dso.read_aggregate(round_, group)
+            assert agg.complete and agg.contributors == len(members)
+            assert (agg.lower_w, agg.upper_w) == (true_lower, true_upper)
+
+            # Anyone else: the public view and the raw storage word hold only masked noise.
+            lower_word, upper_word, _, complete = market.agg.call("getAgg", round_, group)
+            assert complete
+            for word, true in ((lower_word, true_lower), (upper_word, true_upper)):
+                assert abs(decode_watts(word) - true) > 2**100
+            raw = chain.storage_at(market.agg.address, mapping2_slot("_sums", round_, group))
+            raw_lower = int.from_bytes(raw[16:], "big")
+            assert abs(decode_watts(raw_lower - 1) - true_lower) > 2**100
+        market.dso.post_lambda(round_, 0.25 * round_)
+        assert [h.read_lambda(round_) for h in market.homes] == [0.25 * round_] * len(market.homes)
+
+
+def test_no_plaintext_on_chain_and_words_change_every_round(market: Market) -> None:
+    chain = market.chain
+    value = (1_234_567, 2_345_678)  # the same bounds every round, for every home
+    start_block = chain.w3.eth.block_number
+    words = []
+    for round_ in (1, 2, 3):
+        open_round(market, round_)
+        words.append(market.homes[0].masked_range(round_, *value))
+        for home in market.homes:
+            home.submit_range(round_, *value)
+    assert len({w for pair in words for w in pair}) == 6
+
+    needles = [v.to_bytes(16, "big") for v in value] + [v.to_bytes(32, "big") for v in value]
+    needles += [str(v).encode() for v in value]
+    blobs = []
+    for number in range(start_block + 1, chain.w3.eth.block_number + 1):
+        block = chain.w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            # eth-tester names the field "data", JSON-RPC nodes "input".
+            blobs.append(bytes(tx.get("input", tx.get("data"))))
+            receipt = chain.w3.eth.get_transaction_receipt(tx["hash"])
+            for log in receipt["logs"]:
+                blobs.append(bytes(log["data"]) + b"".join(bytes(t) for t in log["topics"]))
+    for round_ in (1, 2, 3):
+        for group in (0, 1):
+            for label in ("_subs", "_sums", "_info", "_correctionBitmap"):
+                blobs.append(
+                    chain.storage_at(market.agg.address, mapping2_slot(label, round_, group))
+                )
+    assert len(blobs) > 3 * len(market.homes)
+    for blob in blobs:
+        for needle in needles:
+            assert needle not in blob
+
+
+def test_dropout_recovery_gives_exact_survivor_sum(market: Market) -> None:
+    rng = random.Random(11)
+    open_round(market, 1)
+    bounds = plaintext_bounds(rng, len(market.homes))
+    dropped = 2  # a member of group 0 (6 homes): 5 survive, the minimum
+    for i, home in enumerate(market.homes):
+        if i != dropped:
+            home.submit_range(1, *bounds[i])
+    assert market.agg.status(1, 0) == Status.OPEN
+    assert market.agg.status(1, 1) == Status.COMPLETE
+    with pytest.raises(ContractRevert, match="AggregatesIncomplete"):
+        market.dso.post_lambda(1, 0.5)
+
+    market.chain.advance(DEADLINE_S + 1)
+    assert market.agg.status(1, 0) == Status.RECOVERY
+    assert not market.dso.read_aggregate(1, 0).complete
+    survivors = [h for i, h in enumerate(market.homes) if market.groups[i] == 0 and i != dropped]
+    assert all(h.needs_correction(1) for h in survivors)
+    for home in survivors:
+        home.send_correction(1)
+    with pytest.raises(ContractRevert, match="NotInRecovery"):
+        survivors[0].send_correction(1)
+    agg = market.dso.read_aggregate(1, 0)
+    expected = [bounds[i] for i in range(6) if i != dropped]
+    assert agg.complete and agg.contributors == 5
+    assert (agg.lower_w, agg.upper_w) == (sum(b[0] for b in expected), sum(b[1] for b in expected))
+    market.dso.post_lambda(1, 0.5)
+
+
+def test_below_minimum_no_correction_and_nothing_revealed(market: Market) -> None:
+    open_round(market, 1)
+    group1 = market.homes_of(1)  # exactly 5 homes: one dropout leaves 4 < 5
+    for home in group1[1:]:
+        home.submit_range(1, 1_000, 2_000)
+    market.chain.advance(DEADLINE_S + 1)
+    assert market.agg.status(1, 1) == Status.FAILED
+    # Client side: a survivor refuses to send a correction.
+    with pytest.raises(PrivacyError, match="fewer than the minimum group size"):
+        group1[1].send_correction(1)
+    # Contract side: a correction sent anyway is refused, and the sum is never revealed.
+    fn = market.agg.contract.functions.submitCorrection(1, 0, 0)
+    with pytest.raises(ContractRevert, match="GroupBelowMinimum"):
+        market.chain.transact("private.submitCorrection", group1[1].account, fn)
+    with pytest.raises(ContractRevert, match="GroupBelowMinimum"):
+        market.dso.read_aggregate(1, 1)
+
+
+def test_survivor_missing_recovery_fails_the_round_once(market: Market) -> None:
+    open_round(market, 1)
+    group0 = market.homes_of(0)
+    for home in group0[:5]:
+        home.submit_range(1, 3_000, 4_000)
+    market.chain.advance(DEADLINE_S + 1)
+    for home in group0[:4]:
+        home.send_correction(1)
+    market.chain.advance(market.agg.recovery_period_s + 1)
+    assert market.agg.status(1, 0) == Status.FAILED
+    with pytest.raises(ContractRevert, match="RecoveryClosed"):
+        group0[4].send_correction(1)
+    # The round is settled (failed), never re-aggregated over another subset.
+    assert not market.dso.read_aggregate(1, 0).complete
+
+
+def _expect(market: Market, error: str, account, fn) -> None:
+    with pytest.raises(ContractRevert) as info:
+        market.chain.transact("test", account, fn)
+    assert info.value.error == error
+
+
+def test_every_refusal_is_a_named_custom_error(market: Market) -> None:
+    chain, agg, dso = market.chain, market.agg, market.dso
+    f = agg.contract.functions
+    home = market.homes[0]
+    outsider = chain.new_accounts(1, "outsider")[0]
+
+    _expect(market, "RoundNotOpen", home.account, f.submitRange(9, 1, 2))
+    deadline = open_round(market, 1)
+    _expect(market, "NotMember", outsider, f.submitRange(1, 1, 2))
+    _expect(market, "OwnableUnauthorizedAccount", home.account, f.submitPrice(2, 0, 1, 2, deadline))
+    _expect(market, "OwnableUnauthorizedAccount", home.account, f.submitLambda(1, 1))
+    _expect(
+        market,
+        "OwnableUnauthorizedAccount",
+        home.account,
+        f.claimUser(outsider.address, 0, b"\x01" * 32),
+    )
+    _expect(market, "AlreadyRegistered", dso.account, f.claimUser(home.address, 1, b"\x01" * 32))
+    _expect(market, "RoundAlreadyOpen", dso.account, f.submitPrice(1, 0, 1, 2, deadline))
+    _expect(market, "BandInverted", dso.account, f.submitPrice(2, 0, 5, 2, deadline))
+    _expect(market, "DeadlineNotInFuture", dso.account, f.submitPrice(2, 0, 1, 2, chain.now() - 1))
+    _expect(market, "LambdaOutOfRange", dso.account, f.submitLambda(1, 1_000_001))
+    _expect(market, "LambdaNotSet", dso.account, f.getLambda(1))
+    _expect(market, "NoGroupsInRound", dso.account, f.submitLambda(7, 1))
+
+    home.submit_range(1, 10, 20)
+    _expect(market, "AlreadySubmitted", home.account, f.submitRange(1, 1, 2))
+    _expect(market, "AggregatesIncomplete", dso.account, f.submitLambda(1, 500_000))
+    _expect(market, "NotInRecovery", home.account, f.submitCorrection(1, 0, 0))
+
+    # A home registered after the round opened is not in the round's member set.
+    late = chain.new_accounts(1, "late")[0]
+    dso.register_home(late.address, 1, b"\x02" * 32)
+    _expect(market, "NotInRound", late, f.submitRange(1, 1, 2))
+
+    for other in market.homes[1:5]:
+        other.submit_range(1, 10, 20)
+    chain.advance(DEADLINE_S + 1)
+    _expect(market, "DeadlinePassed", market.homes[5].account, f.submitRange(1, 1, 2))
+    _expect(market, "DidNotSubmit", market.homes[5].account, f.submitCorrection(1, 0, 0))
+    home.send_correction(1)
+    _expect(market, "CorrectionAlreadySent", home.account, f.submitCorrection(1, 0, 0))
+
+    # A group below the minimum size cannot open a round, nor (once failed) reveal a sum.
+    small = setup_market(chain, [3] * 4, seed="small")
+    with pytest.raises(ContractRevert, match="GroupTooSmall"):
+        small.dso.open_round(1, 3, 0.1, 0.2, chain.now() + 60)
+
+
+def test_lambda_once_per_round_and_membership_changes(market: Market) -> None:
+    open_round(market, 1)
+    for home in market.homes:
+        home.submit_range(1, 1, 2)
+    market.dso.post_lambda(1, 1.0)
+    with pytest.raises(ContractRevert, match="LambdaAlreadySet"):
+        market.dso.post_lambda(1, 0.5)
+
+    # Removing a home changes the member set: the next round's masks use the new epoch.
+    removed = market.homes_of(0)[0]
+    market.dso.remove_home(removed.address)
+    with pytest.raises(ContractRevert, match="NotMember"):
+        market.dso.remove_home(removed.address)
+    open_round(market, 2)
+    with pytest.raises(PrivacyError, match="not in the member set of round 2"):
+        removed.submit_range(2, 1, 2)
+    fn = market.agg.contract.functions.submitRange(2, 1, 2)
+    with pytest.raises(ContractRevert, match="NotMember"):
+        market.chain.transact("private.submitRange", removed.account, fn)
+    stayers = [h for h in market.homes_of(0) if h is not removed]
+    for i, home in enumerate(stayers):
+        home.submit_range(2, 100 * i, 200 * i)
+    agg = market.dso.read_aggregate(2, 0)
+    assert agg.complete and agg.contributors == 5
+    assert (agg.lower_w, agg.upper_w) == (
+        sum(100 * i for i in range(5)),
+        sum(200 * i for i in range(5)),
+    )
+
+
+def test_masked_words_are_uniform_looking(market: Market) -> None:
+    """A crude check that words spread over the whole 128-bit ring (not near the values)."""
+    open_round(market, 1)
+    words = [w for h in market.homes for w in h.masked_range(1, 500, 600)]
+    assert len(set(words)) == len(words)
+    assert sum(w >= MODULUS // 2 for w in words) not in (0, len(words))
