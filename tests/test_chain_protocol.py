@@ -267,3 +267,17 @@ def test_masked_words_are_uniform_looking(market: Market) -> None:
     words = [w for h in market.homes for w in h.masked_range(1, 500, 600)]
     assert len(set(words)) == len(words)
     assert sum(w >= MODULUS // 2 for w in words) not in (0, len(words))
+
+
+def test_dso_role_is_transferred_only_by_the_dso(market: Market) -> None:
+    chain, f = market.chain, market.agg.contract.functions
+    new_dso = chain.new_accounts(1, "new-dso")[0]
+    home = market.homes[0]
+    _expect(market, "OwnableUnauthorizedAccount", home.account, f.transferOwnership(home.address))
+    chain.transact(
+        "private.transferOwnership", market.dso.account, f.transferOwnership(new_dso.address)
+    )
+    _expect(market, "OwnableUnauthorizedAccount", home.account, f.acceptOwnership())
+    chain.transact("private.acceptOwnership", new_dso, f.acceptOwnership())
+    assert market.agg.call("dso") == new_dso.address
+    _expect(market, "OwnableUnauthorizedAccount", market.dso.account, f.setDsoKey(b"\x03" * 32))

@@ -100,6 +100,7 @@ class PrivateAggregation:
         self.min_group_size = int(self.contract.functions.minGroupSize().call())
         self.recovery_period_s = int(self.contract.functions.recoveryPeriod().call())
         self._members: dict[tuple[int, int], dict[int, MemberInfo]] = {}
+        self._round_epochs: dict[tuple[int, int], int] = {}
 
     @classmethod
     def deploy(
@@ -133,6 +134,13 @@ class PrivateAggregation:
 
     def submissions(self, round_: int, group: int) -> RoundSubmissions:
         return RoundSubmissions(*self.call("getSubmissions", round_, group))
+
+    def round_epoch(self, round_: int, group: int) -> int:
+        """The membership epoch a round opened with (fixed once opened, so cached)."""
+        key = (round_, group)
+        if key not in self._round_epochs:
+            self._round_epochs[key] = self.submissions(round_, group).epoch
+        return self._round_epochs[key]
 
     def correction_bitmap(self, round_: int, group: int) -> int:
         return int(self.call("getCorrections", round_, group)[0])
@@ -261,7 +269,7 @@ class HomeClient:
     def masked_range(self, round_: int, lower_w: int, upper_w: int) -> tuple[int, int]:
         """The two words this home submits for its bounds in watts."""
         group, index = self._membership()
-        epoch = self.agg.submissions(round_, group).epoch
+        epoch = self.agg.round_epoch(round_, group)
         if index not in self.agg.members(group, epoch):
             raise PrivacyError(
                 f"home {self.address} is not in the member set of round {round_} of group "
