@@ -1,0 +1,326 @@
+"""The DSO: stage 1 (DLMPs and price bands) and stage 2 (lambda with an AC check).
+
+Usage (plain objects, no mosaik)::
+
+    feeder = build_feeder("ieee_eu_lv")
+    dso = DSO(feeder)                        # groups = feeder zones, all homes HEMS
+    s1 = dso.stage1(forecast_p_kw, price=0.12, slot=r)          # per-site forecast, kW
+    s2 = dso.stage2(lmin_kw, lmax_kw, s1.p_low, s1.p_high, nonhems_p_kw, slot=r)
+
+The DSO never sees a home's data: stage 1 takes the DSO's own per-site forecast of total
+demand (``feeder.site_totals`` sums a per-home array if that is what a scenario has), stage 2
+the per-group totals revealed by the contract and its forecast of the ordinary homes per site.
+Group totals are spread over the member sites by public weights: each registered HEMS home has
+an equal share of its group's total (``DSO.weights``, sites x groups, columns sum to 1).
+Reactive power of flexible demand follows ``hems_power_factor``; when no reactive forecast is
+given, ``forecast_power_factor`` is assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from grid_models.feeders import Feeder
+from grid_models.linear import LinearModel, OperatingPoint
+from grid_models.powerflow import PowerFlowResult, run_power_flow
+from sim.dso.errors import DSOError
+from sim.dso.limits import ConstraintRows, DSOLimits
+from sim.dso.stage1 import Stage1Problem, Stage1Result, price_bands
+from sim.dso.stage2 import Stage2Problem, Stage2Result
+
+MODES = ("single", "group")
+
+
+def _finite(name: str, values, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if shape is not None and arr.shape != shape:
+        raise DSOError(f"{name} has shape {arr.shape}, expected {shape}")
+    bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+    if bad.size:
+        raise DSOError(f"{name} contains NaN or inf at positions {bad[:10].tolist()}")
+    return arr
+
+
+class DSO:
+    """Distribution system operator of one feeder (see module docstring).
+
+    groups: mapping group id -> home ids of its HEMS members (default: every home in its
+    feeder zone). Group ids are reported in ``group_ids`` order in every array.
+    voll: value of lost load ($/kWh), the price cap of stage 1 and of ``p_high``.
+    band_fraction: half-width of the price band as a fraction of the energy price.
+    stage1_ac: run an AC power flow at each stage-1 forecast (True) or, once a solved point
+    exists, linearize stage 1 at the last AC solution (the previous slot's final AC check),
+    which saves one ``runpp_3ph`` per slot at the cost of the linear model's error in prices.
+    """
+
+    def __init__(
+        self,
+        feeder: Feeder,
+        limits: DSOLimits | None = None,
+        groups: Mapping[int, Sequence[int]] | None = None,
+        voll: float = 5.0,
+        band_fraction: float = 0.25,
+        hems_power_factor: float = 0.95,
+        forecast_power_factor: float = 0.95,
+        max_iter: int = 5,
+        stage1_ac: bool = True,
+    ) -> None:
+        self.feeder = feeder
+        self.limits = limits or DSOLimits(feeder.v_min_pu, feeder.v_max_pu)
+        self.limits.validate(feeder.net.line.index.to_numpy())
+        for name, value in (("voll", voll), ("band_fraction", band_fraction)):
+            if not np.isfinite(value) or value <= 0:
+                raise DSOError(f"{name} must be a positive number, got {value}")
+        for name, pf in (
+            ("hems_power_factor", hems_power_factor),
+            ("forecast_power_factor", forecast_power_factor),
+        ):
+            if not 0 < pf <= 1:
+                raise DSOError(f"{name} must be in (0, 1], got {pf}")
+        if max_iter < 1:
+            raise DSOError(f"max_iter must be >= 1, got {max_iter}")
+        self.voll = float(voll)
+        self.band_fraction = float(band_fraction)
+        self.tan_hems = float(np.tan(np.arccos(hems_power_factor)))
+        self.tan_forecast = float(np.tan(np.arccos(forecast_power_factor)))
+        self.max_iter = int(max_iter)
+        self.stage1_ac = bool(stage1_ac)
+        if groups is None:
+            homes = feeder.homes
+            groups = {int(z): homes.home_id[homes.zone == z].tolist() for z in feeder.zones.zone}
+        self.group_ids, self.weights = self._weights(groups)
+        self.model = LinearModel(feeder)
+        self.rows = ConstraintRows(self.model)
+        self._stage1 = Stage1Problem(self.rows, self.voll)
+        self._stage2: dict[str, Stage2Problem] = {}
+        self.op: OperatingPoint | None = None
+        self.last_price: float | None = None
+
+    # -----------------------------------------------------------------------------------------
+    def _weights(self, groups: Mapping[int, Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        homes = self.feeder.homes
+        if not groups:
+            raise DSOError("groups is empty: need at least one group of HEMS homes")
+        site_of = homes.set_index("home_id").site
+        ids = sorted(groups)
+        w = np.zeros((self.feeder.n_sites, len(ids)))
+        seen: dict[int, int] = {}
+        for j, g in enumerate(ids):
+            members = list(groups[g])
+            if not members:
+                raise DSOError(f"group {g} has no homes")
+            for h in members:
+                if h not in site_of.index:
+                    raise DSOError(f"group {g}: unknown home id {h}")
+                if h in seen:
+                    raise DSOError(f"home {h} is in groups {seen[h]} and {g}")
+                seen[h] = g
+                w[site_of[h], j] += 1.0 / len(members)
+        return np.asarray(ids), w
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_ids)
+
+    def _limits(self, limits: DSOLimits | None) -> DSOLimits:
+        if limits is None:
+            return self.limits
+        limits.validate(self.feeder.net.line.index.to_numpy())
+        return limits
+
+    def _ac(self, p: np.ndarray, q: np.ndarray, slot: int | None) -> PowerFlowResult:
+        return run_power_flow(self.feeder, p, q, slot=slot)
+
+    # -----------------------------------------------------------------------------------------
+    def stage1(
+        self,
+        forecast_p_kw: np.ndarray,
+        price: float,
+        forecast_q_kvar: np.ndarray | None = None,
+        limits: DSOLimits | None = None,
+        slot: int | None = None,
+    ) -> Stage1Result:
+        """DLMPs per site and price bands per group for a per-site demand forecast (kW).
+
+        ``price`` is the substation energy price ($/kWh). Runs one AC power flow at the
+        forecast (the linearization point, kept for stage 2; see ``stage1_ac``) and solves the
+        linear OPF.
+        """
+        ns = self.feeder.n_sites
+        p = _finite("forecast_p_kw", forecast_p_kw, (ns,))
+        q = (
+            p * self.tan_forecast
+            if forecast_q_kvar is None
+            else _finite("forecast_q_kvar", forecast_q_kvar, (ns,))
+        )
+        price = float(_finite("price", price))
+        if price < 0:
+            raise DSOError(f"price must be >= 0 $/kWh, got {price}")
+        lim = self._limits(limits)
+        if self.stage1_ac or self.op is None:
+            ac = self._ac(p, q, slot)
+            self.op = self.model.operating_point(ac, p, q)
+            vm = ac.vm_pu[np.searchsorted(ac.bus, self.model.lv_buses)]
+        else:
+            vm = self.model.predict(self.op, p, q)[0]
+        self.last_price = price
+        sol = self._stage1.solve(self.op, p, price, lim)
+        p_low, p_high = price_bands(
+            self.weights,
+            sol["energy"],
+            sol["loss"],
+            sol["congestion"],
+            sol["voltage"],
+            price,
+            self.band_fraction,
+            self.voll,
+        )
+        return Stage1Result(slot=slot, p_low=p_low, p_high=p_high, vm_pu=vm, **sol)
+
+    def solve_stage1_at(
+        self, op: OperatingPoint, demand_kw: np.ndarray, price: float, limits: DSOLimits
+    ) -> dict:
+        """Stage-1 OPF at a given linearization (no AC run); used for sensitivity checks."""
+        return self._stage1.solve(op, np.asarray(demand_kw, dtype=float), price, limits)
+
+    # -----------------------------------------------------------------------------------------
+    def _check(self, ac: PowerFlowResult, lim: DSOLimits) -> tuple[str, np.ndarray, np.ndarray]:
+        """AC violations (text, empty if none) and line loading against the DSO's ratings."""
+        lv = np.isin(ac.bus, self.model.lv_buses)
+        vm = ac.vm_pu[lv]
+        amp = self.rows.ampacity(lim).reshape(-1, 3)[1:]  # lines, A
+        order = np.searchsorted(self.model.branch_line[1:], ac.line)
+        loading = ac.line_i_a / amp[order] * 100.0
+        out = []
+        tol_v, tol_i = 1e-6, 1e-3
+        if vm.min() < lim.v_min_pu - tol_v:
+            out.append(f"min voltage {vm.min():.4f} pu < {lim.v_min_pu:.4f}")
+        if vm.max() > lim.v_max_pu + tol_v:
+            out.append(f"max voltage {vm.max():.4f} pu > {lim.v_max_pu:.4f}")
+        if loading.max() > 100.0 + tol_i:
+            k = np.unravel_index(np.argmax(loading), loading.shape)
+            out.append(f"line {ac.line[k[0]]} phase {'abc'[k[1]]} at {loading.max():.1f} %")
+        if ac.trafo_loading_pct.max() > 100.0 + tol_i:
+            out.append(f"transformer at {ac.trafo_loading_pct.max():.1f} %")
+        return "; ".join(out), loading, vm
+
+    def stage2(
+        self,
+        lmin_kw: np.ndarray,
+        lmax_kw: np.ndarray,
+        p_low: np.ndarray,
+        p_high: np.ndarray,
+        nonhems_p_kw: np.ndarray,
+        nonhems_q_kvar: np.ndarray | None = None,
+        price: float | None = None,
+        limits: DSOLimits | None = None,
+        mode: str = "single",
+        slot: int | None = None,
+    ) -> Stage2Result:
+        """Clear lambda from group ranges (kW totals, ``group_ids`` order) and bands ($/kWh).
+
+        ``nonhems_p_kw`` is the forecast of the ordinary homes per site (kW). ``price`` defaults
+        to the price of the last stage 1. Linearizes at the last stage-1 point if there is one.
+        """
+        if mode not in MODES:
+            raise DSOError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        g = (self.n_groups,)
+        ns = self.feeder.n_sites
+        lmin = _finite("lmin_kw", lmin_kw, g)
+        lmax = _finite("lmax_kw", lmax_kw, g)
+        lo_p = _finite("p_low", p_low, g)
+        hi_p = _finite("p_high", p_high, g)
+        bad = np.flatnonzero(lmin > lmax)
+        if bad.size:
+            raise DSOError(f"Lmin > Lmax for groups {self.group_ids[bad].tolist()}")
+        bad = np.flatnonzero(lo_p > hi_p)
+        if bad.size:
+            raise DSOError(f"p_low > p_high for groups {self.group_ids[bad].tolist()}")
+        base_p = _finite("nonhems_p_kw", nonhems_p_kw, (ns,))
+        base_q = (
+            base_p * self.tan_forecast
+            if nonhems_q_kvar is None
+            else _finite("nonhems_q_kvar", nonhems_q_kvar, (ns,))
+        )
+        if price is None:
+            if self.last_price is None:
+                raise DSOError("stage 2 needs a price: run stage 1 first or pass price")
+            price = self.last_price
+        price = float(_finite("price", price))
+        lim = self._limits(limits)
+        if mode not in self._stage2:
+            self._stage2[mode] = Stage2Problem(self.rows, 1 if mode == "single" else self.n_groups)
+        prob = self._stage2[mode]
+
+        w = self.weights
+        delta = lmax - lmin
+        e = np.ones((self.n_groups, 1)) if mode == "single" else np.eye(self.n_groups)
+        p_fixed = base_p + w @ lmin
+        q_fixed = base_q + self.tan_hems * (w @ lmin)
+        dp = (w * delta[None, :]) @ e
+        dq = self.tan_hems * dp
+        op = self.op
+        if op is None:
+            op = self.model.operating_point(self._ac(p_fixed, q_fixed, slot), p_fixed, q_fixed)
+
+        def dispatch(lam_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return p_fixed + w @ (delta * lam_g), q_fixed + self.tan_hems * (w @ (delta * lam_g))
+
+        infeasible = False
+        lam = np.zeros(e.shape[1])
+        welfare = 0.0
+        cost_g = np.zeros(self.n_groups)
+        v_pred = np.sqrt(op.vsq[self.rows.v_rows])
+        it = 0
+        while it < self.max_iter:
+            it += 1
+            cost_g = price * (w.T @ (1.0 + op.mlf_p + self.tan_hems * op.mlf_q))
+            a = e.T @ (delta * (hi_p - cost_g))
+            b = e.T @ (delta * (hi_p - lo_p))
+            feasible0 = prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
+            if not feasible0:
+                lam = np.zeros(e.shape[1])
+                welfare = 0.0
+                ac = self._ac(*dispatch(np.zeros(self.n_groups)), slot)
+                violations, loading, _ = self._check(ac, lim)
+                infeasible = bool(violations)
+                v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
+                break
+            lam, welfare = prob.solve()
+            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
+            p_d, q_d = dispatch(e @ lam)
+            ac = self._ac(p_d, q_d, slot)
+            violations, loading, _ = self._check(ac, lim)
+            if not violations:
+                break
+            op = self.model.operating_point(ac, p_d, q_d)
+        lam_group = e @ lam
+        p_d, q_d = dispatch(lam_group)
+        self.op = self.model.operating_point(ac, p_d, q_d)  # latest solved state
+        rows = np.searchsorted(ac.bus, self.model.lv_buses[self.rows.v_bus_pos])
+        return Stage2Result(
+            slot=slot,
+            mode=mode,
+            lam=float(lam.max()) if lam.size else 0.0,
+            lam_group=lam_group,
+            dispatch_p_kw=p_d,
+            dispatch_q_kvar=q_d,
+            cost_g=cost_g,
+            welfare_per_h=welfare,
+            vm_pu=ac.vm_pu,
+            line_loading_pct=loading,
+            trafo_loading_pct=ac.trafo_loading_pct,
+            v_pred_pu=v_pred,
+            v_ac_pu=ac.vm_pu[rows].reshape(-1),
+            ac_ok=not violations,
+            violations=violations,
+            iterations=it,
+            infeasible=infeasible,
+        )
+
+    def with_limits(self, **changes) -> DSOLimits:
+        """A copy of the default limits with some fields changed (validated on use)."""
+        return replace(self.limits, **changes)

@@ -1,0 +1,147 @@
+"""DSO stage 2: the dispatch factor lambda from the groups' aggregated demand ranges.
+
+Group g reports totals ``[Lmin_g, Lmax_g]`` (kW); the DSO spreads them over the group's member
+sites by public weights ``W[s, g]`` (share of g's members at site s, equal shares per home) and
+assumes the flexible demand at a fixed power factor. With ``Delta_g = Lmax_g - Lmin_g`` the
+homes' implied linear demand curve between ``(p_high, Lmin)`` and ``(p_low, Lmax)`` gives the
+welfare of dispatching ``L_g = Lmin_g + lambda_g Delta_g``::
+
+    W(lambda) = sum_g Delta_g (p_high_g - cost_g) lambda_g
+                - 1/2 Delta_g (p_high_g - p_low_g) lambda_g^2            ($/h)
+
+with ``cost_g = price * sum_s W_sg (1 + mlf_p,s + tan(phi) mlf_q,s)`` the marginal supply cost
+(energy and losses) of g's demand at the current linearization. Network scarcity is not
+charged again in the objective: voltage and ampacity limits are explicit constraints on the
+linear model (the same rows and margins as stage 1). Without binding limits and a single
+lambda the optimum is the closed form ``clip(sum a_g / sum b_g, 0, 1)`` with
+``a_g = Delta_g (p_high_g - cost_g)``, ``b_g = Delta_g (p_high_g - p_low_g)``.
+
+``mode="single"`` is the paper's one lambda for all groups; ``mode="group"`` clears one lambda
+per group. The QP is compiled once per feeder and mode (DPP; the linear model's matrices times
+the groups' ranges are small parameter matrices) and solved with HiGHS.
+
+AC check: the dispatch is verified with ``runpp_3ph`` on the DSO's model; on a violation the
+linear model is re-linearized at that AC solution and the QP re-solved, at most ``max_iter``
+times. If the limits cannot be met even at lambda = 0 (checked on the linear model, confirmed
+by an AC run at lambda = 0), the result has ``infeasible=True`` and lambda = 0. If only the
+linear model (with its margins) finds lambda = 0 infeasible and the AC run does not, lambda = 0
+is dispatched with ``ac_ok=True``. After ``max_iter`` AC checks with violations the last
+dispatch is returned with ``ac_ok=False`` and the violations named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from grid_models.linear import OperatingPoint
+from sim.dso.errors import DSOError
+from sim.dso.limits import ConstraintRows, DSOLimits
+
+
+@dataclass
+class Stage2Result:
+    """Outcome of stage 2 (see module docstring).
+
+    lam: the single lambda (mode single) or the largest group lambda; lam_group (G,) per group.
+    dispatch_p_kw: (n_sites,) total site demand at the dispatch (kW). cost_g: ($/kWh) supply
+    cost per group; welfare_per_h: objective value ($/h). vm_pu (n_bus, 3), line_loading_pct
+    (n_line, 3) against the DSO's ampacities, trafo_loading_pct (3,): the final AC check.
+    v_pred_pu: linear-model voltages at the dispatch on the monitored rows, v_ac_pu: AC there.
+    """
+
+    slot: int | None
+    mode: str
+    lam: float
+    lam_group: np.ndarray
+    dispatch_p_kw: np.ndarray
+    dispatch_q_kvar: np.ndarray
+    cost_g: np.ndarray
+    welfare_per_h: float
+    vm_pu: np.ndarray
+    line_loading_pct: np.ndarray
+    trafo_loading_pct: np.ndarray
+    v_pred_pu: np.ndarray
+    v_ac_pu: np.ndarray
+    ac_ok: bool
+    violations: str
+    iterations: int
+    infeasible: bool
+
+
+class Stage2Problem:
+    """Compiled lambda QP for ``n_lam`` lambdas (1 or the number of groups)."""
+
+    def __init__(self, rows: ConstraintRows, n_lam: int, eps: float = 1e-7) -> None:
+        self.rows = rows
+        self.lam = cp.Variable(n_lam, name="lambda")
+        self.av = cp.Parameter((rows.n_v, n_lam), name="A_v")
+        self.bv = cp.Parameter(rows.n_v, name="b_v")
+        self.lo = cp.Parameter(rows.n_v, name="v_lo")
+        self.hi = cp.Parameter(rows.n_v, name="v_hi")
+        self.ab = cp.Parameter((rows.n_b, n_lam), name="A_b")
+        self.bb = cp.Parameter(rows.n_b, name="b_b")
+        self.head = cp.Parameter(rows.n_b, name="headroom")
+        self.a = cp.Parameter(n_lam, name="welfare_lin")
+        self.b = cp.Parameter(n_lam, nonneg=True, name="welfare_quad")
+        dv = self.av @ self.lam + self.bv
+        welfare = self.a @ self.lam - 0.5 * self.b @ cp.square(self.lam)
+        self.problem = cp.Problem(
+            cp.Maximize(welfare - eps * cp.sum_squares(self.lam)),
+            [
+                dv >= self.lo,
+                dv <= self.hi,
+                self.ab @ self.lam + self.bb <= self.head,
+                self.lam >= 0,
+                self.lam <= 1,
+            ],
+        )
+        if not self.problem.is_dpp():
+            raise DSOError("stage 2 problem is not DPP")
+
+    def set_values(
+        self,
+        op: OperatingPoint,
+        limits: DSOLimits,
+        p_fixed: np.ndarray,
+        q_fixed: np.ndarray,
+        dp: np.ndarray,
+        dq: np.ndarray,
+        a: np.ndarray,
+        b: np.ndarray,
+    ) -> bool:
+        """Set parameters; ``p_fixed``/``q_fixed`` site demand at lambda = 0, ``dp``/``dq``
+        (n_sites, n_lam) its change per unit lambda. Returns whether lambda = 0 is feasible."""
+        rows = self.rows
+        lo, hi, head, cp_, cq_ = rows.margins(op, limits)
+        dp0 = p_fixed - op.p_kw
+        dq0 = q_fixed - op.q_kvar
+        self.bv.value = rows.kv_p @ dp0 + rows.kv_q @ dq0
+        self.av.value = rows.kv_p @ dp + rows.kv_q @ dq
+        self.bb.value = cp_ @ dp0 + cq_ @ dq0
+        self.ab.value = cp_ @ dp + cq_ @ dq
+        self.lo.value, self.hi.value, self.head.value = lo, hi, head
+        self.a.value, self.b.value = a, b
+        tol = 1e-9
+        return bool(
+            np.all(self.bv.value >= lo - tol)
+            and np.all(self.bv.value <= hi + tol)
+            and np.all(self.bb.value <= head + tol)
+        )
+
+    def solve(self) -> tuple[np.ndarray, float]:
+        try:
+            self.problem.solve(solver=cp.HIGHS)
+        except cp.SolverError as exc:
+            raise DSOError(f"stage 2 solver failed: {exc}") from exc
+        if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            raise DSOError(f"stage 2 problem {self.problem.status}")
+        lam = np.clip(self.lam.value, 0.0, 1.0)
+        welfare = float(self.a.value @ lam - 0.5 * self.b.value @ lam**2)
+        return lam, welfare
+
+    def predicted_vsq(self, op: OperatingPoint, lam: np.ndarray) -> np.ndarray:
+        """Linear squared voltages (pu^2) on the monitored rows at ``lam``."""
+        return op.vsq[self.rows.v_rows] + self.av.value @ lam + self.bv.value
