@@ -21,8 +21,9 @@ def fleet() -> HEMSFleet:
 @pytest.fixture(scope="module")
 def prices(fleet) -> np.ndarray:
     cfg = fleet.config
-    return sample_prices(np.random.default_rng(11), cfg.price_forecast_usd_per_kwh,
-                         cfg.price_noise, 1, cfg.slot_s)[0]
+    return sample_prices(
+        np.random.default_rng(11), cfg.price_forecast_usd_per_kwh, cfg.price_noise, 1, cfg.slot_s
+    )[0]
 
 
 def run_day_with_random_caps(fleet: HEMSFleet, prices: np.ndarray, seed: int) -> None:
@@ -120,7 +121,8 @@ def test_energy_balance_every_home_every_slot(fleet, prices):
     np.testing.assert_allclose(d_soc, dt * (eta * charge[si] - discharge[si] / eta), atol=1e-9)
     # reactive power from the power factor of load + HVAC
     q_expected = (rec["load_kw"] + np.nan_to_num(rec["hvac_kw"])) * np.tan(
-        np.arccos(fleet.power_factor))[:, None]
+        np.arccos(fleet.power_factor)
+    )[:, None]
     np.testing.assert_allclose(rec["q_kvar"], q_expected, atol=1e-12)
 
 
@@ -132,8 +134,10 @@ def test_cap_below_lmin_respects_cap_and_reports_violations(fleet, prices):
     t = 40
     lmin, _ = fleet.compute_ranges(t, prices[t], 2 * prices[t])
     si = fleet.smart_idx
-    dis_max = np.minimum(fleet.params.bat_kw, (fleet.soc_kwh - fleet.params.e_min_kwh)
-                         * fleet.params.bat_eff / fleet.dt_h)
+    dis_max = np.minimum(
+        fleet.params.bat_kw,
+        (fleet.soc_kwh - fleet.params.e_min_kwh) * fleet.params.bat_eff / fleet.dt_h,
+    )
     floor = fleet.base_kw(t)
     floor[si] -= dis_max
     cap = np.full(fleet.n_homes, -50.0)  # unreachable: forces maximum shedding
@@ -146,8 +150,10 @@ def test_cap_below_lmin_respects_cap_and_reports_violations(fleet, prices):
     t += 1
     lmin, _ = fleet.compute_ranges(t, prices[t], prices[t])
     floor = fleet.base_kw(t)
-    floor[si] -= np.minimum(fleet.params.bat_kw, (fleet.soc_kwh - fleet.params.e_min_kwh)
-                            * fleet.params.bat_eff / fleet.dt_h)
+    floor[si] -= np.minimum(
+        fleet.params.bat_kw,
+        (fleet.soc_kwh - fleet.params.e_min_kwh) * fleet.params.bat_eff / fleet.dt_h,
+    )
     cap = 0.5 * (floor + lmin)
     imp = fleet.dispatch(t, cap)
     assert np.all(imp <= cap + CAP_TOL_KW)
@@ -186,9 +192,11 @@ def test_adp_beats_myopic_and_is_bounded_by_perfect_foresight(fleet, prices):
     assert adp.sum() <= myopic.sum()
     gap = (adp.sum() - perfect.sum()) / abs(perfect.sum())
     captured = (myopic.sum() - adp.sum()) / (myopic.sum() - perfect.sum())
-    print(f"\nADP {adp.sum():.2f} $, myopic {myopic.sum():.2f} $, perfect {perfect.sum():.2f} $;"
-          f" gap to perfect foresight {100 * gap:.1f} %, {100 * captured:.0f} % of the "
-          "myopic-to-perfect saving captured")
+    print(
+        f"\nADP {adp.sum():.2f} $, myopic {myopic.sum():.2f} $, perfect {perfect.sum():.2f} $;"
+        f" gap to perfect foresight {100 * gap:.1f} %, {100 * captured:.0f} % of the "
+        "myopic-to-perfect saving captured"
+    )
     assert captured > 0.5
 
 
@@ -215,8 +223,9 @@ def test_no_smart_homes():
 
 def test_ranges_for_1000_homes_in_one_vectorized_call():
     """One call evaluates every home (benchmarks/hems.py times it; no timing asserted here)."""
-    f = HEMSFleet(FleetConfig(seed=2, n_homes=1000, smart_share=1.0, load_profile_pool=3),
-                  policy="myopic")
+    f = HEMSFleet(
+        FleetConfig(seed=2, n_homes=1000, smart_share=1.0, load_profile_pool=3), policy="myopic"
+    )
     lmin, lmax = f.compute_ranges(0, 0.1, 0.2)
     assert lmin.shape == lmax.shape == (1000,)
     assert np.all(np.isfinite(lmin)) and np.all(lmin <= lmax + 1e-12)
@@ -224,8 +233,9 @@ def test_ranges_for_1000_homes_in_one_vectorized_call():
 
 def test_summer_cooling_day_caps_keep_comfort():
     f = HEMSFleet(FleetConfig(seed=9, n_homes=5, smart_share=1.0, start_day=196))
-    prices = sample_prices(np.random.default_rng(1), f.config.price_forecast_usd_per_kwh, 0.15,
-                           1, f.config.slot_s)[0]
+    prices = sample_prices(
+        np.random.default_rng(1), f.config.price_forecast_usd_per_kwh, 0.15, 1, f.config.slot_s
+    )[0]
     run_day_with_random_caps(f, prices, 3)
     rec = f.records
     assert np.mean(f.mode < 0) > 0.7  # a July day in North Carolina: mostly cooling

@@ -39,8 +39,10 @@ def params():
         ({"ranges": {"battery_kwh": [-5.0, 10.0]}}, "ranges.battery_kwh"),
         ({"ranges": {"battery_kw": [3.0, 2.0]}}, "ranges.battery_kw"),
         ({"ranges": {"t_halfband_c": [-1.0, 1.0]}}, "ranges.t_halfband_c"),
-        ({"ranges": {"tank_low_c": [58.0, 60.0], "tank_high_c": [50.0, 55.0]}},
-         "ranges.tank_low_c"),
+        (
+            {"ranges": {"tank_low_c": [58.0, 60.0], "tank_high_c": [50.0, 55.0]}},
+            "ranges.tank_low_c",
+        ),
         ({"ranges": {"hvac_cop": [float("nan"), 3.0]}}, "ranges.hvac_cop.lo"),
         ({"ranges": {"battery_size": [1, 2]}}, "ranges.battery_size"),
         ({"smart_share": 1.5}, "smart_share"),
@@ -131,8 +133,7 @@ def test_battery_efficiency_and_limits(params):
     np.testing.assert_allclose(battery_step(p, e, x, DT) - e, DT * p.bat_eff * 2.0)
     np.testing.assert_allclose(battery_step(p, e, -x, DT) - e, -DT * 2.0 / p.bat_eff)
     x_c, e_next, _, _, valid = battery_candidates(p, e, state_nodes(p, 11)["bat"], DT, 0.02)
-    assert np.all(np.abs(x_c[valid]) <= np.repeat(p.bat_kw[:, None], x_c.shape[1], 1)[valid]
-                  + 1e-9)
+    assert np.all(np.abs(x_c[valid]) <= np.repeat(p.bat_kw[:, None], x_c.shape[1], 1)[valid] + 1e-9)
     assert np.all(e_next >= p.e_min_kwh[:, None] - 1e-12)
     assert np.all(e_next <= p.e_max_kwh[:, None] + 1e-12)
 
@@ -193,6 +194,7 @@ def test_water_heater_candidates_reach_band_edges(params):
     tw = p.tank_low_c + 0.5
     x, nxt, viol, _, valid = wh_candidates(p, tw, np.full(p.n, 10.0), nodes, DT)
     assert np.all(np.where(valid, viol, np.inf).min(axis=1) == 0.0)
-    recomputed = np.stack([wh_step(p, tw, np.full(p.n, 10.0), x[:, k], DT)
-                           for k in range(x.shape[1])], axis=1)
+    recomputed = np.stack(
+        [wh_step(p, tw, np.full(p.n, 10.0), x[:, k], DT) for k in range(x.shape[1])], axis=1
+    )
     np.testing.assert_allclose(recomputed[valid], nxt[valid], atol=1e-9)

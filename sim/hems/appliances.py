@@ -95,8 +95,16 @@ class SmartHomeParams:
                 raise HEMSConfigError(f"params.{name}", "contains NaN or infinite values")
             setattr(self, name, a)
         self.pv_orientation = self.pv_orientation.astype(int)
-        positive = ("bat_kwh", "bat_kw", "bat_eff", "r_c_per_kw", "c_kwh_per_c", "hvac_cop",
-                    "tank_l", "wh_kw")
+        positive = (
+            "bat_kwh",
+            "bat_kw",
+            "bat_eff",
+            "r_c_per_kw",
+            "c_kwh_per_c",
+            "hvac_cop",
+            "tank_l",
+            "wh_kw",
+        )
         for name in positive:
             if np.any(getattr(self, name) <= 0):
                 raise HEMSConfigError(f"params.{name}", "must be > 0")
@@ -105,8 +113,11 @@ class SmartHomeParams:
                 raise HEMSConfigError(f"params.{name}", "must be >= 0")
         if np.any(self.bat_eff > 1):
             raise HEMSConfigError("params.bat_eff", "must be <= 1")
-        if np.any(self.e_min_kwh < 0) or np.any(self.e_max_kwh > self.bat_kwh) or np.any(
-                self.e_min_kwh >= self.e_max_kwh):
+        if (
+            np.any(self.e_min_kwh < 0)
+            or np.any(self.e_max_kwh > self.bat_kwh)
+            or np.any(self.e_min_kwh >= self.e_max_kwh)
+        ):
             raise HEMSConfigError("params.e_min_kwh", "need 0 <= e_min < e_max <= capacity")
         if np.any(self.t_low_c >= self.t_high_c):
             raise HEMSConfigError("params.t_low_c", "comfort band inverted (t_low >= t_high)")
@@ -165,9 +176,14 @@ def _nodes_like(nodes: np.ndarray, nd: int) -> np.ndarray:
     return nodes.reshape((nodes.shape[0],) + (1,) * (nd - 1) + (nodes.shape[1],))
 
 
-def _linear_candidates(free: np.ndarray, slope: np.ndarray, xmax: np.ndarray,
-                       nodes: np.ndarray, low: np.ndarray, high: np.ndarray,
-                       ) -> tuple[np.ndarray, ...]:
+def _linear_candidates(
+    free: np.ndarray,
+    slope: np.ndarray,
+    xmax: np.ndarray,
+    nodes: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """Candidates of a device whose next state is ``free + slope * x``, x in [0, xmax].
 
     The candidates are the powers that land exactly on each node of the value
@@ -181,8 +197,9 @@ def _linear_candidates(free: np.ndarray, slope: np.ndarray, xmax: np.ndarray,
     ok = (xn >= -1e-9) & (xn <= xmax[..., None] + 1e-9)
     xn = np.where(ok, np.clip(xn, 0.0, xmax[..., None]), 0.0)
     nxt_n = np.broadcast_to(nb, xn.shape)
-    x = np.concatenate([xn, np.zeros(free.shape + (1,)), xmax[..., None]
-                        + np.zeros(free.shape + (1,))], axis=-1)
+    x = np.concatenate(
+        [xn, np.zeros(free.shape + (1,)), xmax[..., None] + np.zeros(free.shape + (1,))], axis=-1
+    )
     nxt = np.concatenate([nxt_n, free[..., None], (free + slope * xmax)[..., None]], axis=-1)
     valid = np.concatenate([ok, np.ones(free.shape + (2,), dtype=bool)], axis=-1)
     lo, hi = _col(low, nd + 1), _col(high, nd + 1)
@@ -208,8 +225,9 @@ def battery_limits(p: SmartHomeParams, e: np.ndarray, dt_h: float) -> tuple[np.n
     return dis, ch
 
 
-def battery_candidates(p: SmartHomeParams, e: np.ndarray, nodes: np.ndarray, dt_h: float,
-                       deg_usd_per_kwh: float) -> tuple[np.ndarray, ...]:
+def battery_candidates(
+    p: SmartHomeParams, e: np.ndarray, nodes: np.ndarray, dt_h: float, deg_usd_per_kwh: float
+) -> tuple[np.ndarray, ...]:
     """Powers reaching each SOC node, plus idle, full discharge and full charge.
 
     Returns ``(x, e_next, viol, extra_cost, valid)`` with a trailing candidate axis
@@ -226,8 +244,9 @@ def battery_candidates(p: SmartHomeParams, e: np.ndarray, nodes: np.ndarray, dt_
     dis, ch = battery_limits(p, e, dt_h)
     ends = np.stack([np.zeros_like(e), -dis, ch], axis=-1)
     x = np.concatenate([xn, ends], axis=-1)
-    e_next = np.concatenate([np.broadcast_to(nb, xn.shape),
-                             battery_step(p, e[..., None], ends, dt_h)], axis=-1)
+    e_next = np.concatenate(
+        [np.broadcast_to(nb, xn.shape), battery_step(p, e[..., None], ends, dt_h)], axis=-1
+    )
     valid = np.concatenate([ok, np.ones(e.shape + (3,), dtype=bool)], axis=-1)
     viol = np.zeros_like(x)
     extra = deg_usd_per_kwh * dt_h * np.abs(x)
@@ -248,16 +267,28 @@ def _hvac_coeffs(p: SmartHomeParams, nd: int, dt_h: float) -> tuple[np.ndarray, 
     return a, _col(p.r_c_per_kw, nd)
 
 
-def hvac_step(p: SmartHomeParams, t_in: np.ndarray, t_out: np.ndarray, gain_kw: np.ndarray,
-              mode: np.ndarray, x: np.ndarray, dt_h: float) -> np.ndarray:
+def hvac_step(
+    p: SmartHomeParams,
+    t_in: np.ndarray,
+    t_out: np.ndarray,
+    gain_kw: np.ndarray,
+    mode: np.ndarray,
+    x: np.ndarray,
+    dt_h: float,
+) -> np.ndarray:
     nd = np.ndim(x)
     a, r = _hvac_coeffs(p, nd, dt_h)
     return a * t_in + (1 - a) * (t_out + r * (gain_kw + mode * _col(p.hvac_cop, nd) * x))
 
 
-def hvac_free_slope(p: SmartHomeParams, t_in: np.ndarray, t_out: np.ndarray,
-                    gain_kw: np.ndarray, mode: np.ndarray, dt_h: float,
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def hvac_free_slope(
+    p: SmartHomeParams,
+    t_in: np.ndarray,
+    t_out: np.ndarray,
+    gain_kw: np.ndarray,
+    mode: np.ndarray,
+    dt_h: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Next indoor temperature with the HVAC off (degC) and its slope (degC per kW)."""
     nd = max(np.ndim(t_in), 1)
     a, r = _hvac_coeffs(p, nd, dt_h)
@@ -265,9 +296,15 @@ def hvac_free_slope(p: SmartHomeParams, t_in: np.ndarray, t_out: np.ndarray,
     return free, (1 - a) * r * mode * _col(p.hvac_cop, nd)
 
 
-def hvac_candidates(p: SmartHomeParams, t_in: np.ndarray, t_out: np.ndarray,
-                    gain_kw: np.ndarray, mode: np.ndarray, nodes: np.ndarray,
-                    dt_h: float) -> tuple[np.ndarray, ...]:
+def hvac_candidates(
+    p: SmartHomeParams,
+    t_in: np.ndarray,
+    t_out: np.ndarray,
+    gain_kw: np.ndarray,
+    mode: np.ndarray,
+    nodes: np.ndarray,
+    dt_h: float,
+) -> tuple[np.ndarray, ...]:
     """Powers reaching each indoor-temperature node, plus off and full power.
 
     Returns ``(x, t_next, viol, extra_cost, valid)`` (G nodes first).
@@ -282,8 +319,9 @@ def hvac_candidates(p: SmartHomeParams, t_in: np.ndarray, t_out: np.ndarray,
     return x, nxt, viol, np.zeros_like(x), valid
 
 
-def size_hvac(p: SmartHomeParams, t_out: np.ndarray, gain_kw: np.ndarray,
-              margin: float = 1.15) -> np.ndarray:
+def size_hvac(
+    p: SmartHomeParams, t_out: np.ndarray, gain_kw: np.ndarray, margin: float = 1.15
+) -> np.ndarray:
     """HVAC rating (kW) that can hold either band edge in the given conditions.
 
     ``t_out`` (slots,) and ``gain_kw`` (H, slots). Holding the upper edge while
@@ -293,8 +331,9 @@ def size_hvac(p: SmartHomeParams, t_out: np.ndarray, gain_kw: np.ndarray,
     """
     r, cop = p.r_c_per_kw[:, None], p.hvac_cop[:, None]
     free = t_out[None, :] + r * gain_kw
-    need = np.maximum((free - p.t_high_c[:, None]) / (r * cop),
-                      (p.t_low_c[:, None] - free) / (r * cop)).max(axis=1)
+    need = np.maximum(
+        (free - p.t_high_c[:, None]) / (r * cop), (p.t_low_c[:, None] - free) / (r * cop)
+    ).max(axis=1)
     return np.maximum(p.hvac_kw, margin * np.maximum(need, 0.0))
 
 
@@ -304,20 +343,25 @@ def max_draw_litres(p: SmartHomeParams, dt_h: float) -> np.ndarray:
     return 0.8 * p.wh_kw * dt_h / (WATER_KWH_PER_L_C * (p.tank_low_c - T_MAINS_C))
 
 
-def wh_free_slope(p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray,
-                  dt_h: float) -> tuple[np.ndarray, np.ndarray]:
+def wh_free_slope(
+    p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray, dt_h: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Next tank temperature with the element off (degC) and its slope (degC per kW)."""
     nd = np.ndim(t_w)
     vol = _col(p.tank_l, nd)
     cw = vol * WATER_KWH_PER_L_C
     f = np.clip(draw_l / vol, 0.0, 1.0)
-    free = ((1 - f) * t_w + f * T_MAINS_C
-            - dt_h * _col(p.wh_ua_kw_per_c, nd) * (t_w - T_AMBIENT_TANK_C) / cw)
+    free = (
+        (1 - f) * t_w
+        + f * T_MAINS_C
+        - dt_h * _col(p.wh_ua_kw_per_c, nd) * (t_w - T_AMBIENT_TANK_C) / cw
+    )
     return free, dt_h / cw
 
 
-def wh_step(p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray, x: np.ndarray,
-            dt_h: float) -> np.ndarray:
+def wh_step(
+    p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray, x: np.ndarray, dt_h: float
+) -> np.ndarray:
     free, slope = wh_free_slope(p, np.asarray(t_w, dtype=float), draw_l, dt_h)
     nd = np.ndim(x)
     if nd > np.ndim(free):
@@ -325,8 +369,9 @@ def wh_step(p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray, x: np.ndarr
     return free + slope * x
 
 
-def wh_candidates(p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray,
-                  nodes: np.ndarray, dt_h: float) -> tuple[np.ndarray, ...]:
+def wh_candidates(
+    p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray, nodes: np.ndarray, dt_h: float
+) -> tuple[np.ndarray, ...]:
     """Powers reaching each tank-temperature node, plus off and full power.
 
     Returns ``(x, t_next, viol, extra_cost, valid)`` (G nodes first).
@@ -337,6 +382,5 @@ def wh_candidates(p: SmartHomeParams, t_w: np.ndarray, draw_l: np.ndarray,
     free = np.broadcast_to(free, t_w.shape)
     slope = np.broadcast_to(slope, t_w.shape)
     pmax = np.broadcast_to(_col(p.wh_kw, nd), t_w.shape)
-    x, nxt, viol, valid = _linear_candidates(free, slope, pmax, nodes, p.tank_low_c,
-                                             p.tank_high_c)
+    x, nxt, viol, valid = _linear_candidates(free, slope, pmax, nodes, p.tank_low_c, p.tank_high_c)
     return x, nxt, viol, np.zeros_like(x), valid

@@ -27,8 +27,9 @@ from .policy import COMFORT_PENALTY_USD_PER_C
 __all__ = ["perfect_foresight_costs", "compare_policies"]
 
 
-def perfect_foresight_costs(fleet: HEMSFleet, prices: np.ndarray,
-                            homes: np.ndarray | None = None) -> np.ndarray:
+def perfect_foresight_costs(
+    fleet: HEMSFleet, prices: np.ndarray, homes: np.ndarray | None = None
+) -> np.ndarray:
     """Optimal cost ($) over the fleet's horizon for smart homes ``homes``
     (indices into the fleet's smart homes; default all) with known prices (n_slots,)."""
     import cvxpy as cp
@@ -57,23 +58,35 @@ def perfect_foresight_costs(fleet: HEMSFleet, prices: np.ndarray,
         load = fleet.load_kw[i] - fleet.pv_kw[i] + ch - dis + xh + xw
         mode_cop = fleet.mode[k] * p.hvac_cop[k]
         cons = [
-            ch <= p.bat_kw[k], dis <= p.bat_kw[k], xh <= p.hvac_kw[k], xw <= p.wh_kw[k],
+            ch <= p.bat_kw[k],
+            dis <= p.bat_kw[k],
+            xh <= p.hvac_kw[k],
+            xw <= p.wh_kw[k],
             e[0] == fleet.e0_kwh[k],
             tin[0] == 0.5 * (p.t_low_c[k] + p.t_high_c[k]),
             tw[0] == 0.5 * (p.tank_low_c[k] + p.tank_high_c[k]),
             e[1:] == e[:-1] + dt * (eta * ch - dis / eta),
-            e >= p.e_min_kwh[k], e <= p.e_max_kwh[k],
-            tin[1:] == a * tin[:-1] + (1 - a) * (fleet.t_out_c + r * (
-                fleet.gain_kw[k] + cp.multiply(mode_cop, xh))),
-            tw[1:] == cp.multiply(1 - f, tw[:-1]) + f * T_MAINS_C
+            e >= p.e_min_kwh[k],
+            e <= p.e_max_kwh[k],
+            tin[1:]
+            == a * tin[:-1]
+            + (1 - a) * (fleet.t_out_c + r * (fleet.gain_kw[k] + cp.multiply(mode_cop, xh))),
+            tw[1:]
+            == cp.multiply(1 - f, tw[:-1])
+            + f * T_MAINS_C
             + dt * (xw - p.wh_ua_kw_per_c[k] * (tw[:-1] - T_AMBIENT_TANK_C)) / cw,
-            tin[1:] >= p.t_low_c[k] - slack[:n], tin[1:] <= p.t_high_c[k] + slack[:n],
-            tw[1:] >= p.tank_low_c[k] - slack[n:], tw[1:] <= p.tank_high_c[k] + slack[n:],
+            tin[1:] >= p.t_low_c[k] - slack[:n],
+            tin[1:] <= p.t_high_c[k] + slack[:n],
+            tw[1:] >= p.tank_low_c[k] - slack[n:],
+            tw[1:] <= p.tank_high_c[k] + slack[n:],
             short >= fleet.e0_kwh[k] - e[n],
         ]
-        cost = (dt * prices @ load + deg * dt * cp.sum(ch + dis)
-                + fleet.terminal_usd_per_kwh[k] * short
-                + COMFORT_PENALTY_USD_PER_C * 100 * cp.sum(slack))
+        cost = (
+            dt * prices @ load
+            + deg * dt * cp.sum(ch + dis)
+            + fleet.terminal_usd_per_kwh[k] * short
+            + COMFORT_PENALTY_USD_PER_C * 100 * cp.sum(slack)
+        )
         prob = cp.Problem(cp.Minimize(cost), cons)
         prob.solve(solver=cp.HIGHS)
         if prob.status != cp.OPTIMAL:
@@ -82,8 +95,11 @@ def perfect_foresight_costs(fleet: HEMSFleet, prices: np.ndarray,
     return out
 
 
-def compare_policies(fleet: HEMSFleet, prices: np.ndarray, pf_homes: int | None = None,
-                     ) -> dict[str, np.ndarray]:
+def compare_policies(
+    fleet: HEMSFleet,
+    prices: np.ndarray,
+    pf_homes: int | None = None,
+) -> dict[str, np.ndarray]:
     """Per smart home daily cost ($) of ADP, myopic and perfect foresight.
 
     The fleet is reset and run twice with the known prices; ``pf_homes`` limits
@@ -97,8 +113,7 @@ def compare_policies(fleet: HEMSFleet, prices: np.ndarray, pf_homes: int | None 
         fleet.use_policy(name)
         fleet.run_prices(prices)
         res[name] = fleet.daily_cost()[si]
-        res[f"{name}_max_violation_c"] = np.nanmax(fleet.records["comfort_violation_c"][si],
-                                                   axis=1)
+        res[f"{name}_max_violation_c"] = np.nanmax(fleet.records["comfort_violation_c"][si], axis=1)
     fleet.reset()
     fleet.use_policy("adp")
     m = len(si) if pf_homes is None else min(pf_homes, len(si))

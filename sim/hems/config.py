@@ -43,8 +43,13 @@ class Range:
     lo: float
     hi: float
 
-    def checked(self, param: str, minimum: float | None = None, maximum: float | None = None,
-                strict_min: bool = False) -> Range:
+    def checked(
+        self,
+        param: str,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        strict_min: bool = False,
+    ) -> Range:
         lo, hi = _finite(f"{param}.lo", self.lo), _finite(f"{param}.hi", self.hi)
         if lo > hi:
             raise HEMSConfigError(param, f"range is inverted (lo={lo} > hi={hi})")
@@ -207,7 +212,8 @@ class FleetConfig:
         integer("slot_s", 60, 86400)
         if self.slot_s % 60 or 86400 % self.slot_s:
             raise HEMSConfigError(
-                "slot_s", f"must be a multiple of 60 s dividing one day, got {self.slot_s}")
+                "slot_s", f"must be a multiple of 60 s dividing one day, got {self.slot_s}"
+            )
         integer("start_day", 1, 365)
         integer("n_days", 1, 365)
         if self.start_day + self.n_days - 1 > 365:
@@ -232,12 +238,14 @@ class FleetConfig:
             raise HEMSConfigError("battery_degradation_usd_per_kwh", "must be >= 0")
         smin, smax = _finite("soc_min", self.soc_min), _finite("soc_max", self.soc_max)
         if not 0.0 <= smin < smax <= 1.0:
-            raise HEMSConfigError("soc_min",
-                                  f"need 0 <= soc_min < soc_max <= 1, got {smin}, {smax}")
+            raise HEMSConfigError(
+                "soc_min", f"need 0 <= soc_min < soc_max <= 1, got {smin}, {smax}"
+            )
         prices = tuple(self.price_forecast_usd_per_kwh)
         if len(prices) != 24:
-            raise HEMSConfigError("price_forecast_usd_per_kwh",
-                                  f"needs 24 hourly values, got {len(prices)}")
+            raise HEMSConfigError(
+                "price_forecast_usd_per_kwh", f"needs 24 hourly values, got {len(prices)}"
+            )
         for h, p in enumerate(prices):
             _finite(f"price_forecast_usd_per_kwh[{h}]", p)
         object.__setattr__(self, "price_forecast_usd_per_kwh", tuple(float(p) for p in prices))

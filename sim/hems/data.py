@@ -83,10 +83,12 @@ class Weather:
 
     def days(self, slots_per_day: int, day_indices: list[int] | np.ndarray) -> Weather:
         """Concatenate whole days (0-based indices into this weather) into a new Weather."""
-        idx = np.concatenate([np.arange(d * slots_per_day, (d + 1) * slots_per_day)
-                              for d in day_indices])
-        return Weather(self.slot_s, self.temp_out_c[idx], self.ghi_w_m2[idx],
-                       self.pv_kw_per_kwp[:, idx])
+        idx = np.concatenate(
+            [np.arange(d * slots_per_day, (d + 1) * slots_per_day) for d in day_indices]
+        )
+        return Weather(
+            self.slot_s, self.temp_out_c[idx], self.ghi_w_m2[idx], self.pv_kw_per_kwp[:, idx]
+        )
 
 
 def _tmy_path(weather_file: str) -> str:
@@ -104,10 +106,12 @@ def weather_year(weather_file: str, slot_s: int) -> Weather:
     import pandas as pd
     import pvlib
 
-    data, meta = pvlib.iotools.read_tmy3(_tmy_path(weather_file), coerce_year=TMY_YEAR,
-                                         map_variables=True)
-    hourly = {k: data[k].to_numpy(dtype=float) for k in ("temp_air", "ghi", "dni", "dhi",
-                                                         "wind_speed")}
+    data, meta = pvlib.iotools.read_tmy3(
+        _tmy_path(weather_file), coerce_year=TMY_YEAR, map_variables=True
+    )
+    hourly = {
+        k: data[k].to_numpy(dtype=float) for k in ("temp_air", "ghi", "dni", "dhi", "wind_speed")
+    }
     n_h = len(hourly["ghi"])
     t_hour = np.arange(n_h) + 0.5  # midpoints of the hour-ending averages, h since Jan 1
     spd = 86400 // slot_s
@@ -115,10 +119,12 @@ def weather_year(weather_file: str, slot_s: int) -> Weather:
     t_slot = (np.arange(n) + 0.5) * slot_s / 3600.0
     v = {k: np.interp(t_slot, t_hour, a) for k, a in hourly.items()}
     tz = _dt.timezone(_dt.timedelta(hours=float(meta["TZ"])))
-    times = pd.date_range(_dt.datetime(TMY_YEAR, 1, 1, tzinfo=tz), periods=n,
-                          freq=f"{slot_s}s") + pd.Timedelta(seconds=slot_s / 2)
-    sp = pvlib.solarposition.get_solarposition(times, meta["latitude"], meta["longitude"],
-                                               altitude=meta["altitude"])
+    times = pd.date_range(
+        _dt.datetime(TMY_YEAR, 1, 1, tzinfo=tz), periods=n, freq=f"{slot_s}s"
+    ) + pd.Timedelta(seconds=slot_s / 2)
+    sp = pvlib.solarposition.get_solarposition(
+        times, meta["latitude"], meta["longitude"], altitude=meta["altitude"]
+    )
     zen = sp["apparent_zenith"].to_numpy()
     up = zen < 90.0
     dni = np.where(up, np.maximum(v["dni"], 0.0), 0.0)
@@ -127,8 +133,8 @@ def weather_year(weather_file: str, slot_s: int) -> Weather:
     pv = []
     for az in ORIENTATIONS_DEG:
         poa = pvlib.irradiance.get_total_irradiance(
-            TILT_DEG, az, sp["apparent_zenith"], sp["azimuth"], dni, ghi, dhi,
-            model="isotropic")["poa_global"].to_numpy()
+            TILT_DEG, az, sp["apparent_zenith"], sp["azimuth"], dni, ghi, dhi, model="isotropic"
+        )["poa_global"].to_numpy()
         poa = np.nan_to_num(np.maximum(poa, 0.0))
         t_cell = pvlib.temperature.faiman(poa, v["temp_air"], v["wind_speed"])
         pdc = pvlib.pvsystem.pvwatts_dc(poa, t_cell, pdc0=1.0, gamma_pdc=-0.004)
@@ -149,8 +155,9 @@ def _weekday(day_of_year: int) -> int:
     return (_dt.date(TMY_YEAR, 1, 1) + _dt.timedelta(days=day_of_year - 1)).isoweekday()
 
 
-def household_days(seed: int, n_occupants: int, start_day: int, n_days: int,
-                   ghi_w_m2: np.ndarray, slot_s: int) -> tuple[np.ndarray, np.ndarray]:
+def household_days(
+    seed: int, n_occupants: int, start_day: int, n_days: int, ghi_w_m2: np.ndarray, slot_s: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One richardsonpy household over ``n_days`` days.
 
     Returns ``(load_kw, active_occupants)``, both of length n_days * slots per day:
@@ -173,42 +180,58 @@ def household_days(seed: int, n_occupants: int, start_day: int, n_days: int,
     saved = random.getstate()
     try:
         random.seed(seed)
-        occ = occ_model.Occupancy(number_occupants=n_occupants,
-                                  initial_day=_weekday(start_day), nb_days=n_days)
+        occ = occ_model.Occupancy(
+            number_occupants=n_occupants, initial_day=_weekday(start_day), nb_days=n_days
+        )
         annual = ElectricLoad.standard_consumption["SFH"][n_occupants]
-        apps = app_model.Appliances(os.path.join(src, "inputs", "Appliances.csv"),
-                                    annual_consumption=0.91 * annual,
-                                    randomize_appliances=True, prev_heat_dev=True)
+        apps = app_model.Appliances(
+            os.path.join(src, "inputs", "Appliances.csv"),
+            annual_consumption=0.91 * annual,
+            randomize_appliances=True,
+            prev_heat_dev=True,
+        )
         lights = light_model.load_lighting_profile(
-            filename=os.path.join(src, "inputs", "LightBulbs.csv"), index=0)
+            filename=os.path.join(src, "inputs", "LightBulbs.csv"), index=0
+        )
         profile = wrapper.ElectricityProfile(apps, lights)
         minutes = np.arange(1440)
         slot_minutes = (np.arange(spd) + 0.5) * per_slot_min
         load_w = []
         for d in range(n_days):
-            ghi_day = np.interp(minutes, slot_minutes, ghi_w_m2[d * spd:(d + 1) * spd])
+            ghi_day = np.interp(minutes, slot_minutes, ghi_w_m2[d * spd : (d + 1) * spd])
             weekend = _weekday(start_day + d) >= 6
-            total, _, _ = profile.power_sim(irradiation=ghi_day, weekend=weekend,
-                                            day=start_day + d,
-                                            occupancy=occ.occupancy[144 * d:144 * (d + 1)])
+            total, _, _ = profile.power_sim(
+                irradiation=ghi_day,
+                weekend=weekend,
+                day=start_day + d,
+                occupancy=occ.occupancy[144 * d : 144 * (d + 1)],
+            )
             load_w.append(np.asarray(total, dtype=float))
     finally:
         random.setstate(saved)
     load_kw = np.concatenate(load_w).reshape(-1, per_slot_min).mean(axis=1) / 1000.0
-    occ_min = np.repeat(np.asarray(occ.occupancy[:144 * n_days], dtype=float), 10)
+    occ_min = np.repeat(np.asarray(occ.occupancy[: 144 * n_days], dtype=float), 10)
     active = occ_min.reshape(-1, per_slot_min).mean(axis=1)
     return load_kw, active
 
 
 def _draw_weight(hour: np.ndarray) -> np.ndarray:
     """Relative hot-water use per active occupant by time of day (morning and evening peaks)."""
-    return (0.3 + 1.0 * np.exp(-0.5 * ((hour - 7.0) / 1.0) ** 2)
-            + 0.7 * np.exp(-0.5 * ((hour - 19.5) / 1.5) ** 2))
+    return (
+        0.3
+        + 1.0 * np.exp(-0.5 * ((hour - 7.0) / 1.0) ** 2)
+        + 0.7 * np.exp(-0.5 * ((hour - 19.5) / 1.5) ** 2)
+    )
 
 
-def hot_water_draws(rng: np.random.Generator, active_occupants: np.ndarray,
-                    litres_per_person_day: np.ndarray, n_occupants: np.ndarray,
-                    slot_s: int, max_litres_per_slot: np.ndarray) -> np.ndarray:
+def hot_water_draws(
+    rng: np.random.Generator,
+    active_occupants: np.ndarray,
+    litres_per_person_day: np.ndarray,
+    n_occupants: np.ndarray,
+    slot_s: int,
+    max_litres_per_slot: np.ndarray,
+) -> np.ndarray:
     """Hot-water draws (litres taken from the tank per slot), shape (homes, slots).
 
     Expected volume per slot is proportional to active occupants times a
@@ -240,8 +263,13 @@ def price_forecast_slots(hourly: tuple[float, ...] | np.ndarray, slot_s: int) ->
     return np.asarray(hourly, dtype=float)[hour]
 
 
-def sample_prices(rng: np.random.Generator, hourly: tuple[float, ...] | np.ndarray,
-                  noise: float, n_days: int, slot_s: int) -> np.ndarray:
+def sample_prices(
+    rng: np.random.Generator,
+    hourly: tuple[float, ...] | np.ndarray,
+    noise: float,
+    n_days: int,
+    slot_s: int,
+) -> np.ndarray:
     """Price scenarios ($/kWh), shape (n_days, slots per day): the hourly forecast
     times mean-one lognormal factors drawn per hour (sigma = ``noise``)."""
     base = np.asarray(hourly, dtype=float)

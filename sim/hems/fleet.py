@@ -81,9 +81,25 @@ __all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES"]
 
 CAP_TOL_KW = 1e-6
 VIOLATION_TOL_C = 1e-9  # comfort violations below this (float rounding) are recorded as 0
-RECORD_NAMES = ("import_kw", "q_kvar", "pv_kw", "load_kw", "battery_kw", "hvac_kw", "wh_kw",
-                "soc_kwh", "t_in_c", "tank_c", "comfort_violation_c", "cap_kw",
-                "cap_violation_kw", "lmin_kw", "lmax_kw", "price_usd_per_kwh", "draw_l")
+RECORD_NAMES = (
+    "import_kw",
+    "q_kvar",
+    "pv_kw",
+    "load_kw",
+    "battery_kw",
+    "hvac_kw",
+    "wh_kw",
+    "soc_kwh",
+    "t_in_c",
+    "tank_c",
+    "comfort_violation_c",
+    "cap_kw",
+    "cap_violation_kw",
+    "lmin_kw",
+    "lmax_kw",
+    "price_usd_per_kwh",
+    "draw_l",
+)
 TRAIN_POOL_HOUSEHOLDS = 8
 TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX = 0.5, 1.2
 
@@ -93,8 +109,11 @@ class HEMSStateError(RuntimeError):
 
 
 def _gains(load_kw: np.ndarray, active: np.ndarray, ghi: np.ndarray) -> np.ndarray:
-    return (LOAD_HEAT_FRACTION * load_kw + GAIN_PER_OCCUPANT_KW * active
-            + SOLAR_APERTURE_M2 * ghi / 1000.0)
+    return (
+        LOAD_HEAT_FRACTION * load_kw
+        + GAIN_PER_OCCUPANT_KW * active
+        + SOLAR_APERTURE_M2 * ghi / 1000.0
+    )
 
 
 class HEMSFleet:
@@ -104,8 +123,9 @@ class HEMSFleet:
     ``slot_s``); ``policy`` is ``"adp"`` (default) or ``"myopic"``.
     """
 
-    def __init__(self, config: FleetConfig, weather: Weather | None = None,
-                 policy: str = "adp") -> None:
+    def __init__(
+        self, config: FleetConfig, weather: Weather | None = None, policy: str = "adp"
+    ) -> None:
         if not isinstance(config, FleetConfig):
             raise HEMSConfigError("config", "must be a FleetConfig")
         if policy not in ("adp", "myopic"):
@@ -120,8 +140,10 @@ class HEMSFleet:
         if not isinstance(weather, Weather):
             raise HEMSConfigError("weather", "must be a sim.hems.data.Weather")
         if weather.slot_s != cfg.slot_s or weather.n_slots != n:
-            raise HEMSConfigError("weather", f"needs {n} slots of {cfg.slot_s} s, "
-                                  f"got {weather.n_slots} of {weather.slot_s} s")
+            raise HEMSConfigError(
+                "weather",
+                f"needs {n} slots of {cfg.slot_s} s, got {weather.n_slots} of {weather.slot_s} s",
+            )
         self.weather = weather
         ss = np.random.SeedSequence(cfg.seed)
         s_smart, s_occ, s_hh, s_par, s_draw, s_train, s_pf = ss.spawn(7)
@@ -132,9 +154,11 @@ class HEMSFleet:
         self.smart_idx = np.flatnonzero(self.smart)
         occ_r = cfg.ranges.occupants
         self.n_occupants = np.random.default_rng(s_occ).integers(
-            int(np.ceil(occ_r.lo)), int(np.floor(occ_r.hi)) + 1, h)
+            int(np.ceil(occ_r.lo)), int(np.floor(occ_r.hi)) + 1, h
+        )
         self.power_factor = np.random.default_rng(s_par).uniform(
-            cfg.ranges.power_factor.lo, cfg.ranges.power_factor.hi, h)
+            cfg.ranges.power_factor.lo, cfg.ranges.power_factor.hi, h
+        )
         # household load and occupancy (richardsonpy), one per home or from a pool
         hh_seeds = np.random.default_rng(s_hh).integers(0, 2**31 - 1, h)
         self.load_kw = np.zeros((h, n))
@@ -143,15 +167,26 @@ class HEMSFleet:
         if pool is None:
             for i in range(h):
                 self.load_kw[i], self.occupancy[i] = household_days(
-                    int(hh_seeds[i]), int(self.n_occupants[i]), cfg.start_day, cfg.n_days,
-                    weather.ghi_w_m2, cfg.slot_s)
+                    int(hh_seeds[i]),
+                    int(self.n_occupants[i]),
+                    cfg.start_day,
+                    cfg.n_days,
+                    weather.ghi_w_m2,
+                    cfg.slot_s,
+                )
         else:
             cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
             for i in range(h):
                 key = (int(self.n_occupants[i]), int(hh_seeds[i] % pool))
                 if key not in cache:
-                    cache[key] = household_days(key[1] * 7919 + key[0], key[0], cfg.start_day,
-                                                cfg.n_days, weather.ghi_w_m2, cfg.slot_s)
+                    cache[key] = household_days(
+                        key[1] * 7919 + key[0],
+                        key[0],
+                        cfg.start_day,
+                        cfg.n_days,
+                        weather.ghi_w_m2,
+                        cfg.slot_s,
+                    )
                 self.load_kw[i], self.occupancy[i] = cache[key]
         # smart-home appliances
         self.params: SmartHomeParams = sample_params(np.random.default_rng(s_par), n_smart, cfg)
@@ -163,8 +198,13 @@ class HEMSFleet:
         self.draw_l = np.zeros((h, n))
         self._draw_rng = np.random.default_rng(s_draw)
         self.draw_l[si] = hot_water_draws(
-            self._draw_rng, self.occupancy[si], p.hot_water_l_per_person_day,
-            self.n_occupants[si], cfg.slot_s, max_draw_litres(p, self.dt_h))
+            self._draw_rng,
+            self.occupancy[si],
+            p.hot_water_l_per_person_day,
+            self.n_occupants[si],
+            cfg.slot_s,
+            max_draw_litres(p, self.dt_h),
+        )
         self.t_out_c = weather.temp_out_c
         self.price_forecast = price_forecast_slots(cfg.price_forecast_usd_per_kwh, cfg.slot_s)
         self._train_seed = s_train
@@ -175,11 +215,15 @@ class HEMSFleet:
             # the sampled training households' gains
             sd3 = 3.0 * cfg.temp_forecast_sd_c
             pool_gain = self._pool()[2]
-            conds_t = np.concatenate([self.t_out_c - sd3, self.t_out_c + sd3,
-                                      np.tile(self.t_out_c[:spd] - sd3, len(pool_gain)),
-                                      np.tile(self.t_out_c[:spd] + sd3, len(pool_gain))])
-            g_pool = np.concatenate([np.broadcast_to(g, (n_smart, spd)) for g in pool_gain],
-                                    axis=1)
+            conds_t = np.concatenate(
+                [
+                    self.t_out_c - sd3,
+                    self.t_out_c + sd3,
+                    np.tile(self.t_out_c[:spd] - sd3, len(pool_gain)),
+                    np.tile(self.t_out_c[:spd] + sd3, len(pool_gain)),
+                ]
+            )
+            g_pool = np.concatenate([np.broadcast_to(g, (n_smart, spd)) for g in pool_gain], axis=1)
             conds_g = np.concatenate([self.gain_kw, self.gain_kw, g_pool, g_pool], axis=1)
             p.hvac_kw = size_hvac(p, conds_t, conds_g)
         self.mode = hvac_mode(p, self.t_out_c[None, :], self.gain_kw) if n_smart else None
@@ -203,15 +247,20 @@ class HEMSFleet:
             loads, occs, n_occ = [], [], []
             for j in range(TRAIN_POOL_HOUSEHOLDS):
                 n = 1 + j % 5
-                lo, oc = household_days(10_000 + 31 * cfg.seed + j, n, cfg.start_day, 1, ghi,
-                                        cfg.slot_s)
+                lo, oc = household_days(
+                    10_000 + 31 * cfg.seed + j, n, cfg.start_day, 1, ghi, cfg.slot_s
+                )
                 loads.append(lo)
                 occs.append(oc)
                 n_occ.append(n)
             loads, occs = np.array(loads), np.array(occs)
             occ_max = self.n_occupants.max()
-            gmax = [_gains(ld * np.sqrt(occ_max), np.full(spd, float(occ_max)),
-                           TRAIN_GHI_FACTOR_MAX * ghi) for ld in loads]
+            gmax = [
+                _gains(
+                    ld * np.sqrt(occ_max), np.full(spd, float(occ_max)), TRAIN_GHI_FACTOR_MAX * ghi
+                )
+                for ld in loads
+            ]
             self._pool_cache = (loads, occs, np.array(gmax), np.array(n_occ))
         return self._pool_cache
 
@@ -230,18 +279,21 @@ class HEMSFleet:
         p = self.params
         si = self.smart_idx
         m = cfg.n_price_samples
-        price = sample_prices(rng, cfg.price_forecast_usd_per_kwh, cfg.price_noise, k * m,
-                              cfg.slot_s).reshape(k, m, spd)
+        price = sample_prices(
+            rng, cfg.price_forecast_usd_per_kwh, cfg.price_noise, k * m, cfg.slot_s
+        ).reshape(k, m, spd)
         day_slots = slice(day * spd, (day + 1) * spd)
-        phi = 0.9 ** self.dt_h
+        phi = 0.9**self.dt_h
         err = np.empty((k, spd))
         err[:, 0] = rng.normal(0.0, cfg.temp_forecast_sd_c, k)
         for t in range(1, spd):
             err[:, t] = phi * err[:, t - 1] + np.sqrt(1 - phi**2) * rng.normal(
-                0.0, cfg.temp_forecast_sd_c, k)
+                0.0, cfg.temp_forecast_sd_c, k
+            )
         t_out = self.t_out_c[day_slots][None, :] + err
         ghi = self.weather.ghi_w_m2[day_slots][None, :] * rng.uniform(
-            TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX, (k, 1))
+            TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX, (k, 1)
+        )
         pool_load, pool_occ, _, pool_n = self._pool()
         pick = rng.integers(0, TRAIN_POOL_HOUSEHOLDS, (k, len(si)))
         scale = self.n_occupants[si][None, :] / pool_n[pick]
@@ -252,9 +304,14 @@ class HEMSFleet:
             ld = pool_load[pick[d]] * np.sqrt(scale[d])[:, None]
             oc = np.minimum(pool_occ[pick[d]] * scale[d][:, None], self.n_occupants[si][:, None])
             gain[d] = _gains(ld, oc, ghi[d][None, :])
-            draw[d] = hot_water_draws(rng, oc, p.hot_water_l_per_person_day,
-                                      self.n_occupants[si], cfg.slot_s,
-                                      max_draw_litres(p, self.dt_h))
+            draw[d] = hot_water_draws(
+                rng,
+                oc,
+                p.hot_water_l_per_person_day,
+                self.n_occupants[si],
+                cfg.slot_s,
+                max_draw_litres(p, self.dt_h),
+            )
             mode[d] = hvac_mode(p, t_out[d][None, :], gain[d])
         return TrainingData(price=price, t_out_c=t_out, gain_kw=gain, mode=mode, draw_l=draw)
 
@@ -273,8 +330,14 @@ class HEMSFleet:
         self.training_data = self._training_data(day)
         self._trained_day = day
         self.value_functions, self.training_seconds = train_value_functions(
-            self.params, self.training_data, self.dt_h, cfg.n_state_points,
-            cfg.battery_degradation_usd_per_kwh, self.terminal_usd_per_kwh, self.e0_kwh)
+            self.params,
+            self.training_data,
+            self.dt_h,
+            cfg.n_state_points,
+            cfg.battery_degradation_usd_per_kwh,
+            self.terminal_usd_per_kwh,
+            self.e0_kwh,
+        )
         if self._policy_name == "adp":
             self.policy = ADPPolicy(self.value_functions)
         return self.training_seconds
@@ -329,21 +392,37 @@ class HEMSFleet:
     def _smart_options(self, slot: int):
         day = slot // self.slots_per_day
         if self._policy_name == "adp" and (
-                self.value_functions is None
-                or (self.config.retrain_daily and self._trained_day != day)):
+            self.value_functions is None or (self.config.retrain_daily and self._trained_day != day)
+        ):
             self.train(day)
         if self.policy is None:
             self.use_policy(self._policy_name)
         si = self.smart_idx
-        exo = ExoSlot(t_out_c=self.t_out_c[slot], gain_kw=self.gain_kw[:, slot],
-                      mode=self.mode[:, slot], draw_l=self.draw_l[si, slot])
+        exo = ExoSlot(
+            t_out_c=self.t_out_c[slot],
+            gain_kw=self.gain_kw[:, slot],
+            mode=self.mode[:, slot],
+            draw_l=self.draw_l[si, slot],
+        )
         state = {"bat": self.soc_kwh, "hvac": self.t_in_c, "wh": self.tank_c}
         cfg = self.config
-        return build_options(self.params, state, exo, self.policy, slot % self.slots_per_day,
-                             self.dt_h, self.nodes, cfg.battery_degradation_usd_per_kwh)
+        return build_options(
+            self.params,
+            state,
+            exo,
+            self.policy,
+            slot % self.slots_per_day,
+            self.dt_h,
+            self.nodes,
+            cfg.battery_degradation_usd_per_kwh,
+        )
 
-    def compute_ranges(self, slot: int, p_low: np.ndarray | float, p_high: np.ndarray | float,
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def compute_ranges(
+        self,
+        slot: int,
+        p_low: np.ndarray | float,
+        p_high: np.ndarray | float,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(Lmin, Lmax) in kW per home for ``slot`` from the price band in $/kWh."""
         self._check_slot(slot)
         lo, hi = self._prices("p_low", p_low), self._prices("p_high", p_high)
@@ -364,8 +443,9 @@ class HEMSFleet:
         self.records["lmax_kw"][:, slot] = lmax
         return lmin, lmax
 
-    def dispatch(self, slot: int, cap_kw: np.ndarray | float,
-                 price: np.ndarray | float | None = None) -> np.ndarray:
+    def dispatch(
+        self, slot: int, cap_kw: np.ndarray | float, price: np.ndarray | float | None = None
+    ) -> np.ndarray:
         """Apply the cap (kW per home) for ``slot``; returns the actual import (kW).
 
         ``price`` ($/kWh) is the price the home plans the slot at; default is
@@ -400,11 +480,16 @@ class HEMSFleet:
             p = self.params
             soc = battery_step(p, self.soc_kwh, x["bat"], self.dt_h)
             exo_gain, exo_mode = self.gain_kw[:, slot], self.mode[:, slot]
-            t_in = hvac_step(p, self.t_in_c, self.t_out_c[slot], exo_gain, exo_mode, x["hvac"],
-                             self.dt_h)
+            t_in = hvac_step(
+                p, self.t_in_c, self.t_out_c[slot], exo_gain, exo_mode, x["hvac"], self.dt_h
+            )
             tank = wh_step(p, self.tank_c, self.draw_l[si, slot], x["wh"], self.dt_h)
-            v = (np.maximum(p.t_low_c - t_in, 0) + np.maximum(t_in - p.t_high_c, 0)
-                 + np.maximum(p.tank_low_c - tank, 0) + np.maximum(tank - p.tank_high_c, 0))
+            v = (
+                np.maximum(p.t_low_c - t_in, 0)
+                + np.maximum(t_in - p.t_high_c, 0)
+                + np.maximum(p.tank_low_c - tank, 0)
+                + np.maximum(tank - p.tank_high_c, 0)
+            )
             self.soc_kwh, self.t_in_c, self.tank_c = soc, t_in, tank
             imp[si] = base[si] + x["bat"] + x["hvac"] + x["wh"]
             viol_c[si] = np.where(v > VIOLATION_TOL_C, v, 0.0)  # drop float rounding

@@ -123,7 +123,8 @@ class ValueFunctions:
 
     def grid(self, dev: str) -> np.ndarray:
         return self.lo[dev][:, None] + (self.hi[dev] - self.lo[dev])[:, None] * np.linspace(
-            0.0, 1.0, self.g)
+            0.0, 1.0, self.g
+        )
 
     def value(self, dev: str, t: int, q: np.ndarray) -> np.ndarray:
         return interp_uniform(self.v[dev][t], self.lo[dev], self.hi[dev], q)
@@ -180,9 +181,11 @@ def _admissible(viol: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def state_nodes(params: SmartHomeParams, n_points: int) -> dict[str, np.ndarray]:
     """Uniform per-home grids (H, G) over the SOC range and the two comfort bands."""
     s = np.linspace(0.0, 1.0, n_points)
-    bands = {"bat": (params.e_min_kwh, params.e_max_kwh),
-             "hvac": (params.t_low_c, params.t_high_c),
-             "wh": (params.tank_low_c, params.tank_high_c)}
+    bands = {
+        "bat": (params.e_min_kwh, params.e_max_kwh),
+        "hvac": (params.t_low_c, params.t_high_c),
+        "wh": (params.tank_low_c, params.tank_high_c),
+    }
     return {d: lo[:, None] + (hi - lo)[:, None] * s for d, (lo, hi) in bands.items()}
 
 
@@ -190,25 +193,35 @@ def _with_values(nxt: np.ndarray, node_vals: np.ndarray, v_next_fn) -> np.ndarra
     """Value of candidates: nodes (first G) by lookup, the rest by ``v_next_fn``."""
     g = node_vals.shape[1]
     nd = nxt.ndim
-    nv = np.broadcast_to(node_vals.reshape((node_vals.shape[0],) + (1,) * (nd - 2) + (g,)),
-                         nxt.shape[:-1] + (g,))
+    nv = np.broadcast_to(
+        node_vals.reshape((node_vals.shape[0],) + (1,) * (nd - 2) + (g,)), nxt.shape[:-1] + (g,)
+    )
     return np.concatenate([nv, v_next_fn(nxt[..., g:])], axis=-1)
 
 
-def build_options(params: SmartHomeParams, state: dict[str, np.ndarray], exo: ExoSlot,
-                  policy: Policy, t: int, dt_h: float, nodes: dict[str, np.ndarray],
-                  deg_usd_per_kwh: float) -> dict[str, Options]:
+def build_options(
+    params: SmartHomeParams,
+    state: dict[str, np.ndarray],
+    exo: ExoSlot,
+    policy: Policy,
+    t: int,
+    dt_h: float,
+    nodes: dict[str, np.ndarray],
+    deg_usd_per_kwh: float,
+) -> dict[str, Options]:
     """Candidate actions of each device with their non-price cost ``f`` (H, K)."""
     cands = {
         "bat": battery_candidates(params, state["bat"], nodes["bat"], dt_h, deg_usd_per_kwh),
-        "hvac": hvac_candidates(params, state["hvac"], exo.t_out_c, exo.gain_kw, exo.mode,
-                                nodes["hvac"], dt_h),
+        "hvac": hvac_candidates(
+            params, state["hvac"], exo.t_out_c, exo.gain_kw, exo.mode, nodes["hvac"], dt_h
+        ),
         "wh": wh_candidates(params, state["wh"], exo.draw_l, nodes["wh"], dt_h),
     }
     out = {}
     for dev, (x, nxt, viol, extra, valid) in cands.items():
-        vals = _with_values(nxt, policy.node_values(dev, t, nodes[dev]),
-                            lambda q, d=dev: policy.next_value(d, t, q))
+        vals = _with_values(
+            nxt, policy.node_values(dev, t, nodes[dev]), lambda q, d=dev: policy.next_value(d, t, q)
+        )
         f = extra + COMFORT_PENALTY_USD_PER_C * viol + vals
         out[dev] = Options(x=x, nxt=nxt, viol=viol, f=f, admissible=_admissible(viol, valid))
     return out
@@ -220,8 +233,11 @@ def _pick(opt: Options, price: np.ndarray, dt_h: float) -> np.ndarray:
     return np.argmin(score, axis=1)
 
 
-def respond(options: dict[str, Options], price: np.ndarray, dt_h: float,
-            ) -> dict[str, np.ndarray]:
+def respond(
+    options: dict[str, Options],
+    price: np.ndarray,
+    dt_h: float,
+) -> dict[str, np.ndarray]:
     """Index of the chosen candidate of each device at ``price`` (H,) $/kWh."""
     return {dev: _pick(opt, price, dt_h) for dev, opt in options.items()}
 
@@ -236,9 +252,15 @@ def _powers(options: dict[str, Options], idx: dict[str, np.ndarray]) -> dict[str
     return {d: options[d].x[rows, idx[d]] for d in options}
 
 
-def capped_response(options: dict[str, Options], price: np.ndarray, base_kw: np.ndarray,
-                    cap_kw: np.ndarray, dt_h: float, iters: int = 50,
-                    mu_max: float = 1e4) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def capped_response(
+    options: dict[str, Options],
+    price: np.ndarray,
+    base_kw: np.ndarray,
+    cap_kw: np.ndarray,
+    dt_h: float,
+    iters: int = 50,
+    mu_max: float = 1e4,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Best comfort-keeping powers (kW per device) with ``base + controllable <= cap``.
 
     Homes whose unconstrained optimum exceeds the cap get a multiplier ``mu``
@@ -310,10 +332,16 @@ class TrainingData:
     draw_l: np.ndarray
 
 
-def train_value_functions(params: SmartHomeParams, data: TrainingData, dt_h: float,
-                          n_points: int, deg_usd_per_kwh: float,
-                          terminal_usd_per_kwh: np.ndarray, e0_kwh: np.ndarray,
-                          chunk: int = 250) -> tuple[ValueFunctions, float]:
+def train_value_functions(
+    params: SmartHomeParams,
+    data: TrainingData,
+    dt_h: float,
+    n_points: int,
+    deg_usd_per_kwh: float,
+    terminal_usd_per_kwh: np.ndarray,
+    e0_kwh: np.ndarray,
+    chunk: int = 250,
+) -> tuple[ValueFunctions, float]:
     """Backward stochastic DP on the state grids; returns (value functions, seconds).
 
     ``V[t](s) = mean_k,m min_u [price_kmt * dt * x + extra + P * viol + V[t+1](s')]``
@@ -331,13 +359,14 @@ def train_value_functions(params: SmartHomeParams, data: TrainingData, dt_h: flo
         lo = {d: vf.lo[d][sl] for d in DEVICES}
         hi = {d: vf.hi[d][sl] for d in DEVICES}
         vf.v["bat"][s, sl] = terminal_usd_per_kwh[sl, None] * np.maximum(
-            e0_kwh[sl, None] - nodes["bat"], 0.0)
-        bx, bn, _, bextra, bvalid = battery_candidates(p, nodes["bat"], nodes["bat"], dt_h,
-                                                       deg_usd_per_kwh)
+            e0_kwh[sl, None] - nodes["bat"], 0.0
+        )
+        bx, bn, _, bextra, bvalid = battery_candidates(
+            p, nodes["bat"], nodes["bat"], dt_h, deg_usd_per_kwh
+        )
         for t in range(s - 1, -1, -1):
             nxt_v = {d: vf.v[d][t + 1, sl] for d in DEVICES}
-            vfun = {d: functools.partial(interp_uniform, nxt_v[d], lo[d], hi[d])
-                    for d in DEVICES}
+            vfun = {d: functools.partial(interp_uniform, nxt_v[d], lo[d], hi[d]) for d in DEVICES}
             fb = bextra + _with_values(bn, nxt_v["bat"], vfun["bat"])
             fb = np.where(bvalid, fb, np.inf)
             acc = {d: np.zeros((len(sl), n_points)) for d in DEVICES}
@@ -345,22 +374,36 @@ def train_value_functions(params: SmartHomeParams, data: TrainingData, dt_h: flo
                 prices = data.price[k, :, t]
                 for price in prices:
                     acc["bat"] += (price * dt_h * bx + fb).min(axis=-1)
-                free, slope = hvac_free_slope(p, nodes["hvac"], data.t_out_c[k, t],
-                                              data.gain_kw[k, sl, t][:, None],
-                                              data.mode[k, sl, t][:, None], dt_h)
-                acc["hvac"] += _dp_linear(free, slope, p.hvac_kw, nodes["hvac"], prices, dt_h,
-                                          nxt_v["hvac"], vfun["hvac"])
-                free, slope = wh_free_slope(p, nodes["wh"], data.draw_l[k, sl, t][:, None],
-                                            dt_h)
-                acc["wh"] += _dp_linear(free, slope, p.wh_kw, nodes["wh"], prices, dt_h,
-                                        nxt_v["wh"], vfun["wh"])
+                free, slope = hvac_free_slope(
+                    p,
+                    nodes["hvac"],
+                    data.t_out_c[k, t],
+                    data.gain_kw[k, sl, t][:, None],
+                    data.mode[k, sl, t][:, None],
+                    dt_h,
+                )
+                acc["hvac"] += _dp_linear(
+                    free, slope, p.hvac_kw, nodes["hvac"], prices, dt_h, nxt_v["hvac"], vfun["hvac"]
+                )
+                free, slope = wh_free_slope(p, nodes["wh"], data.draw_l[k, sl, t][:, None], dt_h)
+                acc["wh"] += _dp_linear(
+                    free, slope, p.wh_kw, nodes["wh"], prices, dt_h, nxt_v["wh"], vfun["wh"]
+                )
             for d in DEVICES:
                 vf.v[d][t, sl] = acc[d] / (k_days * data.price.shape[1])
     return vf, time.perf_counter() - t0
 
 
-def _dp_linear(free: np.ndarray, slope: np.ndarray, xmax: np.ndarray, nodes: np.ndarray,
-               prices: np.ndarray, dt_h: float, node_vals: np.ndarray, vfun) -> np.ndarray:
+def _dp_linear(
+    free: np.ndarray,
+    slope: np.ndarray,
+    xmax: np.ndarray,
+    nodes: np.ndarray,
+    prices: np.ndarray,
+    dt_h: float,
+    node_vals: np.ndarray,
+    vfun,
+) -> np.ndarray:
     """Exact one-step minimum, summed over ``prices``, for a device with next state
     ``free + slope * x``.
 
