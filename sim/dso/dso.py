@@ -280,20 +280,17 @@ class DSO:
             cost_g = price * (w.T @ (1.0 + op.mlf_p + self.tan_hems * op.mlf_q))
             a = e.T @ (delta * (hi_p - cost_g))
             b = e.T @ (delta * (hi_p - lo_p))
-            feasible0 = prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
-            if not feasible0:
-                lam = np.zeros(e.shape[1])
-                welfare = 0.0
-                ac = self._ac(*dispatch(np.zeros(self.n_groups)), slot)
-                violations, loading, _ = self._check(ac, lim)
-                infeasible = bool(violations)
-                v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
-                break
-            lam, welfare = prob.solve()
+            prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
+            lam, welfare, feasible = prob.solve()
             v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
             p_d, q_d = dispatch(e @ lam)
             ac = self._ac(p_d, q_d, slot)
             violations, loading, _ = self._check(ac, lim)
+            if not feasible:
+                # No lambda meets the limits on the linear model: keep the least-violating one
+                # and say so (with reverse flow that need not be lambda = 0).
+                infeasible = bool(violations)
+                break
             if not violations:
                 break
             op = self.model.operating_point(ac, p_d, q_d)

@@ -1,16 +1,19 @@
 """DSO stage 1: linearized three-phase OPF, DLMPs with components, price bands per group.
 
 Problem (per slot, solved on the :class:`grid_models.LinearModel` anchored at the AC power
-flow of the DSO's forecast ``d``; ``y`` served demand and ``s`` shed demand per site, kW)::
+flow of the DSO's forecast ``d``; ``y`` served demand and ``s`` the DSO's emergency adjustment
+per site, kW: shed demand where ``d > 0``, curtailed export where ``d < 0``)::
 
-    min  sum_n c_n (y_n - p0_n) + voll * sum(s) + eps/2 * ||s||^2       ($/h)
+    min  sum_n c_n (y_n - p0_n) + voll * sum|s| + eps/2 * ||s||^2       ($/h)
     s.t. y + s == d                                     (dual: DLMP, $/kWh)
          (v_min+m)^2 - v0^2 <= K_P (y - p0) <= (v_max-m)^2 - v0^2      (eta_lo, eta_hi)
          S_I (y - p0) <= I_max (1 - m_I) - I0                          (kappa)
-         0 <= s <= max(d, 0)
+         min(d, 0) <= s <= max(d, 0)
 
 with ``c_n = price (1 + mlf_n)`` the marginal supply cost (energy plus losses through the
-marginal loss factor from the AC solution). Reactive demand stays at its forecast. The
+marginal loss factor from the AC solution). Reactive demand stays at its forecast. Curtailing
+export (``s < 0``) is what relieves an over-voltage from reverse flow, which shedding demand
+cannot; both cost ``voll`` so the DSO uses them only when nothing else keeps the limits. The
 voltage matrix ``K_P`` is constant; price, loss factors, margins, loads and the branch-current
 sensitivities ``S_I`` (which depend on the currents' phase angles) are cvxpy parameters, so
 the problem is compiled once per feeder (DPP) and re-solved each slot. The tiny
@@ -90,9 +93,10 @@ class Stage1Problem:
         self.rows = rows
         self.voll = voll
         self.y = cp.Variable(ns, name="dy")  # served demand minus operating point, kW
-        self.s = cp.Variable(ns, nonneg=True, name="shed")
+        self.s = cp.Variable(ns, name="shed")  # > 0 shed demand, < 0 curtailed export
         self.d = cp.Parameter(ns, name="d_minus_p0")
         self.smax = cp.Parameter(ns, nonneg=True, name="shed_max")
+        self.smin = cp.Parameter(ns, nonpos=True, name="curtail_max")
         self.c = cp.Parameter(ns, name="marginal_cost")
         self.lo = cp.Parameter(rows.n_v, name="v_lo")
         self.hi = cp.Parameter(rows.n_v, name="v_hi")
@@ -103,10 +107,19 @@ class Stage1Problem:
         self.v_lo = kv @ self.y >= self.lo
         self.v_hi = kv @ self.y <= self.hi
         self.branch = self.ci @ self.y <= self.head
-        objective = self.c @ self.y + voll * cp.sum(self.s) + eps / 2 * cp.sum_squares(self.s)
+        objective = (
+            self.c @ self.y + voll * cp.sum(cp.abs(self.s)) + eps / 2 * cp.sum_squares(self.s)
+        )
         self.problem = cp.Problem(
             cp.Minimize(objective),
-            [self.balance, self.v_lo, self.v_hi, self.branch, self.s <= self.smax],
+            [
+                self.balance,
+                self.v_lo,
+                self.v_hi,
+                self.branch,
+                self.s <= self.smax,
+                self.s >= self.smin,
+            ],
         )
         if not self.problem.is_dpp():
             raise DSOError("stage 1 problem is not DPP")
@@ -118,6 +131,7 @@ class Stage1Problem:
         lo, hi, head, ci, _ = self.rows.margins(op, limits)
         self.d.value = demand_kw - op.p_kw
         self.smax.value = np.maximum(demand_kw, 0.0)
+        self.smin.value = np.minimum(demand_kw, 0.0)
         self.c.value = price * (1.0 + op.mlf_p)
         self.lo.value, self.hi.value = lo, hi
         self.head.value, self.ci.value = head, ci
@@ -128,7 +142,8 @@ class Stage1Problem:
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise DSOError(
                 f"stage 1 problem {self.problem.status}: limits cannot be met even by shedding "
-                "all demand (check the voltage band against the source voltage)"
+                "all demand and curtailing all export (check the voltage band against the "
+                "source voltage)"
             )
         eta = self.v_hi.dual_value - self.v_lo.dual_value
         kappa = self.branch.dual_value
@@ -140,7 +155,9 @@ class Stage1Problem:
             "voltage": eta @ self.rows.kv_p,
             "served_kw": op.p_kw + self.y.value,
             "shed_kw": self.s.value,
-            "cost_per_h": float(self.c.value @ self.y.value + self.voll * self.s.value.sum()),
+            "cost_per_h": float(
+                self.c.value @ self.y.value + self.voll * np.abs(self.s.value).sum()
+            ),
             "status": self.problem.status,
         }
 

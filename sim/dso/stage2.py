@@ -71,6 +71,18 @@ class Stage2Result:
     infeasible: bool
 
 
+def _solve_with_fallback(problem: cp.Problem) -> None:
+    """HiGHS first; Clarabel when HiGHS gives up on a badly scaled QP (seen on EU LV slots
+    with near-collapse operating points)."""
+    try:
+        problem.solve(solver=cp.HIGHS)
+    except cp.SolverError:
+        try:
+            problem.solve(solver=cp.CLARABEL)
+        except cp.SolverError as exc:
+            raise DSOError(f"stage 2 solver failed with HiGHS and Clarabel: {exc}") from exc
+
+
 class Stage2Problem:
     """Compiled lambda QP for ``n_lam`` lambdas (1 or the number of groups)."""
 
@@ -100,6 +112,26 @@ class Stage2Problem:
         )
         if not self.problem.is_dpp():
             raise DSOError("stage 2 problem is not DPP")
+        # When no lambda meets every limit: the lambda that violates them least (sum of
+        # violations in the rows' own units). With reverse flow this need not be lambda = 0.
+        self.slack_lo = cp.Variable(rows.n_v, nonneg=True)
+        self.slack_hi = cp.Variable(rows.n_v, nonneg=True)
+        self.slack_b = cp.Variable(rows.n_b, nonneg=True)
+        self.least_violation = cp.Problem(
+            cp.Minimize(
+                cp.sum(self.slack_lo)
+                + cp.sum(self.slack_hi)
+                + cp.sum(self.slack_b)
+                + eps * cp.sum_squares(self.lam)
+            ),
+            [
+                dv + self.slack_lo >= self.lo,
+                dv - self.slack_hi <= self.hi,
+                self.ab @ self.lam + self.bb - self.slack_b <= self.head,
+                self.lam >= 0,
+                self.lam <= 1,
+            ],
+        )
 
     def set_values(
         self,
@@ -111,9 +143,9 @@ class Stage2Problem:
         dq: np.ndarray,
         a: np.ndarray,
         b: np.ndarray,
-    ) -> bool:
+    ) -> None:
         """Set parameters; ``p_fixed``/``q_fixed`` site demand at lambda = 0, ``dp``/``dq``
-        (n_sites, n_lam) its change per unit lambda. Returns whether lambda = 0 is feasible."""
+        (n_sites, n_lam) its change per unit lambda."""
         rows = self.rows
         lo, hi, head, cp_, cq_ = rows.margins(op, limits)
         dp0 = p_fixed - op.p_kw
@@ -124,23 +156,20 @@ class Stage2Problem:
         self.ab.value = cp_ @ dp + cq_ @ dq
         self.lo.value, self.hi.value, self.head.value = lo, hi, head
         self.a.value, self.b.value = a, b
-        tol = 1e-9
-        return bool(
-            np.all(self.bv.value >= lo - tol)
-            and np.all(self.bv.value <= hi + tol)
-            and np.all(self.bb.value <= head + tol)
-        )
 
-    def solve(self) -> tuple[np.ndarray, float]:
-        try:
-            self.problem.solve(solver=cp.HIGHS)
-        except cp.SolverError as exc:
-            raise DSOError(f"stage 2 solver failed: {exc}") from exc
-        if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            raise DSOError(f"stage 2 problem {self.problem.status}")
+    def solve(self) -> tuple[np.ndarray, float, bool]:
+        """(lambda, welfare $/h, feasible): the welfare optimum within the limits, or, when no
+        lambda meets them, the least-violating lambda with feasible False."""
+        _solve_with_fallback(self.problem)
+        feasible = self.problem.status not in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
+        if not feasible:
+            _solve_with_fallback(self.least_violation)
+        solved = self.problem if feasible else self.least_violation
+        if solved.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            raise DSOError(f"stage 2 problem {solved.status}")
         lam = np.clip(self.lam.value, 0.0, 1.0)
         welfare = float(self.a.value @ lam - 0.5 * self.b.value @ lam**2)
-        return lam, welfare
+        return lam, welfare, feasible
 
     def predicted_vsq(self, op: OperatingPoint, lam: np.ndarray) -> np.ndarray:
         """Linear squared voltages (pu^2) on the monitored rows at ``lam``."""
