@@ -131,3 +131,22 @@ def test_reuse_mode_prices_close_to_ac_mode():
     np.testing.assert_allclose(res.dlmp_sum, res.dlmp, atol=TOL)
     np.testing.assert_allclose(res.dlmp, ref.dlmp, atol=4e-3)
     np.testing.assert_allclose(res.vm_pu, ref.vm_pu, atol=2e-3)
+
+
+def test_reverse_flow_over_voltage_curtails_export_and_prices_negative(small):
+    """Homes exporting 6 kW each raise the far end above a 1.03 pu ceiling: stage 1 stays
+    feasible by curtailing export, and the voltage component there is negative."""
+    f, dso = small
+    p = f.site_totals(np.full(f.n_homes, -6.0))
+    limits = dso.with_limits(v_max_pu=1.03)
+    ac = run_power_flow(f, p, np.zeros(f.n_sites))
+    assert ac.vm_pu[np.isin(ac.bus, dso.model.lv_buses)].max() > 1.03
+    res = dso.stage1(p, PRICE, limits=limits)
+    assert res.shed_kw.min() < -1e-3  # export curtailed somewhere
+    assert (res.shed_kw <= 1e-9).all()  # and no demand shed: there is none
+    assert res.voltage.min() < -1e-3
+    # |s| makes the QP non-smooth at curtailing sites; the duals agree to a few 1e-6 $/kWh.
+    np.testing.assert_allclose(res.dlmp_sum, res.dlmp, atol=1e-5)
+    served = p - res.shed_kw
+    ac_after = run_power_flow(f, served, np.zeros(f.n_sites))
+    assert ac_after.vm_pu[np.isin(ac_after.bus, dso.model.lv_buses)].max() < 1.03 + 0.005

@@ -140,3 +140,18 @@ def test_eu_lv_slot_with_ac_check():
     mon = np.isin(f.net.bus.index, dso.model.lv_buses[dso.rows.v_bus_pos])
     np.testing.assert_allclose(res.vm_pu[lv].min(0), res.vm_pu[mon].min(0), atol=1e-9)
     np.testing.assert_allclose(res.vm_pu[lv].max(0), res.vm_pu[mon].max(0), atol=1e-9)
+
+
+def test_export_at_low_lambda_raises_lambda_to_the_least_violating_point(case):
+    """When lambda = 0 means every HEMS home exports 6 kW (over-voltage) and lambda = 1 means
+    4 kW of import, the feasible lambdas lie in between: stage 2 must not fall back to 0."""
+    f, dso, nonhems, _, _, s1 = case
+    n = f.zones.n_homes.to_numpy()
+    lmin, lmax = -6.0 * n, 4.0 * n
+    limits = dso.with_limits(v_min_pu=0.94, v_max_pu=1.02)
+    res = dso.stage2(lmin, lmax, s1.p_low, s1.p_high, nonhems, limits=limits)
+    p0 = nonhems + dso.weights @ lmin
+    ac0 = run_power_flow(f, p0, p0 * np.tan(np.arccos(0.95)))
+    assert ac0.vm_pu[np.isin(ac0.bus, dso.model.lv_buses)].max() > 1.02  # lambda = 0 violates
+    assert res.lam > 0.05
+    assert not res.infeasible and res.ac_ok

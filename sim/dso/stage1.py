@@ -53,6 +53,7 @@ import numpy as np
 from grid_models.linear import OperatingPoint
 from sim.dso.errors import DSOError
 from sim.dso.limits import ConstraintRows, DSOLimits
+from sim.dso.solve import solve_with_fallback
 
 
 @dataclass
@@ -135,10 +136,7 @@ class Stage1Problem:
         self.c.value = price * (1.0 + op.mlf_p)
         self.lo.value, self.hi.value = lo, hi
         self.head.value, self.ci.value = head, ci
-        try:
-            self.problem.solve(solver=cp.HIGHS)
-        except cp.SolverError as exc:
-            raise DSOError(f"stage 1 solver failed: {exc}") from exc
+        solve_with_fallback(self.problem, "stage 1")
         if self.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise DSOError(
                 f"stage 1 problem {self.problem.status}: limits cannot be met even by shedding "

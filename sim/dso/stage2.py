@@ -39,6 +39,7 @@ import numpy as np
 from grid_models.linear import OperatingPoint
 from sim.dso.errors import DSOError
 from sim.dso.limits import ConstraintRows, DSOLimits
+from sim.dso.solve import solve_with_fallback
 
 
 @dataclass
@@ -69,18 +70,6 @@ class Stage2Result:
     violations: str
     iterations: int
     infeasible: bool
-
-
-def _solve_with_fallback(problem: cp.Problem) -> None:
-    """HiGHS first; Clarabel when HiGHS gives up on a badly scaled QP (seen on EU LV slots
-    with near-collapse operating points)."""
-    try:
-        problem.solve(solver=cp.HIGHS)
-    except cp.SolverError:
-        try:
-            problem.solve(solver=cp.CLARABEL)
-        except cp.SolverError as exc:
-            raise DSOError(f"stage 2 solver failed with HiGHS and Clarabel: {exc}") from exc
 
 
 class Stage2Problem:
@@ -160,10 +149,10 @@ class Stage2Problem:
     def solve(self) -> tuple[np.ndarray, float, bool]:
         """(lambda, welfare $/h, feasible): the welfare optimum within the limits, or, when no
         lambda meets them, the least-violating lambda with feasible False."""
-        _solve_with_fallback(self.problem)
+        solve_with_fallback(self.problem, "stage 2")
         feasible = self.problem.status not in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
         if not feasible:
-            _solve_with_fallback(self.least_violation)
+            solve_with_fallback(self.least_violation, "stage 2")
         solved = self.problem if feasible else self.least_violation
         if solved.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise DSOError(f"stage 2 problem {solved.status}")
