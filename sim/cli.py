@@ -1,26 +1,77 @@
-"""The `blockhems` command line."""
+"""The `blockhems` command line: run, plot and validate scenarios; the on-chain demo."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
+from sim.scenario import DEFAULT_SCENARIO, ScenarioError
+
 
 def _run(args: argparse.Namespace) -> int:
-    if args.scenario is not None:
-        print(
-            "blockhems: scenario files are not supported yet (the co-simulation issue adds "
-            f"them); got {args.scenario}. Run `blockhems run` for the on-chain demo.",
-            file=sys.stderr,
-        )
-        return 2
+    from sim.plots import plot_results
+    from sim.results import summarize
+    from sim.scenario import load_scenario
+    from sim.world import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    out_dir = Path(args.output or f"results/{scenario.name}")
+    print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
+    outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+    used = outcome.parts.scenario
+    summary = summarize(out_dir, (used.dso.v_min_pu, used.dso.v_max_pu), used.time.slot_s / 3600)
+    summary["wall_s"] = round(outcome.wall_s, 2)
+    summary["setup_s"] = {k: round(v, 2) for k, v in outcome.setup_s.items()}
+    summary["step_s"] = {k: round(v, 2) for k, v in outcome.step_s.items()}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files = plot_results(out_dir) if scenario.outputs.plots else []
+    _print_summary(summary)
+    if files:
+        print("plots: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _print_summary(s: dict) -> None:
+    print(f"slots: {s['slots']}   lambda: {s['lambda_min']:.3f} .. {s['lambda_max']:.3f}")
+    for ph in "abc":
+        print(f"phase {ph}: voltage {s[f'v_min_{ph}_pu']:.4f} .. {s[f'v_max_{ph}_pu']:.4f} pu")
+    print(
+        f"voltage violations (slot-phases): {s['voltage_violations']}   comfort violations "
+        f"(home-slots): {s['comfort_violations']}   energy shifted: "
+        f"{s['energy_shifted_kwh']:.1f} kWh"
+    )
+    print(f"gas per slot: {s['gas_per_slot_mean']:,.0f}   transactions: {s['transactions']}")
+    print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from sim.plots import plot_results
+
+    for f in plot_results(args.results):
+        print(f)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sim.scenario import build_scenario_feeder, load_scenario
+
+    scenario = load_scenario(args.scenario)
+    feeder = build_scenario_feeder(scenario)
+    print(
+        f"scenario {scenario.name}: valid; feeder {feeder.name} with {feeder.n_homes} homes in "
+        f"{len(feeder.zones)} zones; {scenario.time.n_slots} slots of {scenario.time.slot_s} s"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
     from sim.chain.connection import connect
     from sim.chain.demo import run_protocol_demo, write_demo
 
     start = time.perf_counter()
-    print("blockhems: on-chain protocol demo (private aggregation vs the seed contract)")
     chain = connect(args.backend, args.rpc_url)
     result = run_protocol_demo(chain)
     files = write_demo(result, Path(args.output))
@@ -38,29 +89,52 @@ def _run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blockhems", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario (for now: the on-chain protocol demo)")
-    run.add_argument("scenario", nargs="?", default=None)
-    run.add_argument("-o", "--output", default="results/demo", help="results folder")
-    run.add_argument("--backend", choices=["embedded", "rpc"], default="embedded")
-    run.add_argument("--rpc-url", default=None, help="JSON-RPC url for --backend rpc")
+    run = sub.add_parser("run", help="run a scenario (default: scenarios/default.yaml)")
+    run.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO))
+    run.add_argument("-o", "--output", default=None, help="results folder (results/<name>)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+    plot = sub.add_parser("plot", help="(re)draw the plots of a results folder")
+    plot.add_argument("results")
+    plot.set_defaults(func=_plot)
+    validate = sub.add_parser("validate", help="check a scenario file")
+    validate.add_argument("scenario")
+    validate.set_defaults(func=_validate)
+    demo = sub.add_parser("demo", help="on-chain protocol demo: private vs seed contract")
+    demo.add_argument("-o", "--output", default="results/demo")
+    demo.add_argument("--backend", choices=["embedded", "rpc"], default="embedded")
+    demo.add_argument("--rpc-url", default=None, help="JSON-RPC url for --backend rpc")
+    demo.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from grid_models import GridModelError
+    from sim.chain.connection import ChainError, ContractRevert
+    from sim.dso import DSOError
+    from sim.hems import HEMSConfigError
+    from sim.results import ResultsError
+
+    user_errors = (
+        ScenarioError,
+        ResultsError,
+        ChainError,
+        ContractRevert,
+        GridModelError,
+        DSOError,
+        HEMSConfigError,
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("blockhems: interrupted", file=sys.stderr)
+        print(
+            "blockhems: interrupted; finished slots are kept in the results folder", file=sys.stderr
+        )
         return 130
-    except Exception as exc:  # a user-facing error: one clear line, not a traceback
-        from sim.chain.connection import ChainError
-
-        if isinstance(exc, ChainError):
-            print(f"blockhems: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except user_errors as exc:
+        print(f"blockhems: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

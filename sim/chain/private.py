@@ -234,6 +234,10 @@ class HomeClient:
     def address(self) -> str:
         return self.account.address
 
+    @property
+    def group(self) -> int:
+        return self._membership()[0]
+
     def _membership(self) -> tuple[int, int]:
         """(group, member index); both are fixed once the DSO registered the home."""
         if self._group_index is None:

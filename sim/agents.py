@@ -1,0 +1,170 @@
+"""The two sides of a timeslot, as plain objects that talk only through the chain.
+
+`DSOAgent` posts the price bands (stage 1) and clears lambda from the revealed group sums
+(stage 2). `HomesAgent` runs a fleet of homes: it reads the bands, computes and submits the
+masked ranges, sends dropout corrections, reads lambda and dispatches. Neither holds a
+reference to the other; the mosaik simulators are thin adapters over these.
+
+Units: kW in the models, integer W on chain, $/kWh for prices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.chain.private import DSOClient, HomeClient, Status
+from sim.dso import DSO
+from sim.forecast import DSOForecaster
+from sim.hems import HEMSFleet
+
+
+def kw_to_w(values_kw: np.ndarray) -> list[int]:
+    return [int(round(v * 1000.0)) for v in np.asarray(values_kw, dtype=float)]
+
+
+class DSOAgent:
+    """The DSO of one feeder: prices, then lambda, through the chain only."""
+
+    def __init__(
+        self,
+        dso: DSO,
+        client: DSOClient,
+        forecaster: DSOForecaster,
+        energy_price: list[float],
+        mode: str = "single",
+        slot_h: float = 0.25,
+    ) -> None:
+        self.dso = dso
+        self.slot_h = slot_h
+        self.client = client
+        self.forecaster = forecaster
+        self.energy_price = energy_price  # $/kWh per slot of the run
+        self.mode = mode
+        self.group_ids = [int(g) for g in dso.group_ids]
+        self.stage1 = None
+        self.stage2 = None
+        self.aggregates: dict[int, object] = {}
+
+    def post_prices(self, round_: int, slot: int, deadline: int) -> None:
+        """Stage 1 on the DSO's forecast, then one price band per group on chain."""
+        self.stage1 = self.dso.stage1(
+            self.forecaster.total_kw(slot), self.energy_price[round_], slot=slot
+        )
+        for g, group in enumerate(self.group_ids):
+            self.client.open_round(
+                round_,
+                group,
+                float(self.stage1.p_low[g]),
+                float(self.stage1.p_high[g]),
+                deadline,
+            )
+
+    def clear(self, round_: int, slot: int) -> float:
+        """Read the group sums, solve stage 2, post lambda; returns lambda."""
+        lmin = np.zeros(len(self.group_ids))
+        lmax = np.zeros(len(self.group_ids))
+        fallback = self.forecaster.group_kw(slot)
+        self.aggregates = {}
+        for g, group in enumerate(self.group_ids):
+            status = self.client.agg.status(round_, group)
+            agg = self.client.read_aggregate(round_, group) if status == Status.COMPLETE else None
+            self.aggregates[group] = agg
+            if agg is not None:
+                lmin[g], lmax[g] = agg.lower_w / 1000.0, agg.upper_w / 1000.0
+            else:
+                # A failed group revealed nothing: plan it as inflexible at the forecast.
+                lmin[g] = lmax[g] = fallback[g]
+        self.stage2 = self.dso.stage2(
+            lmin,
+            lmax,
+            self.stage1.p_low,
+            self.stage1.p_high,
+            self.forecaster.ordinary_kw(slot),
+            mode=self.mode,
+            slot=slot,
+        )
+        lam = float(self.stage2.lam)
+        self.client.post_lambda(round_, lam)
+        lam_posted = round(lam * 1e6) / 1e6  # what the homes will read from the chain
+        self.forecaster.observe_dispatch(lam_posted * lmax + (1 - lam_posted) * lmin)
+        self.group_lmin_kw, self.group_lmax_kw = lmin, lmax
+        return lam
+
+
+class HomesAgent:
+    """A fleet of homes (all or a shard) on the chain.
+
+    `clients` maps a home index (fleet order) to its chain client; only HEMS homes have one.
+    `slot_offset` maps a round to the fleet's slot index (the run may start mid-day).
+    """
+
+    def __init__(
+        self,
+        fleet: HEMSFleet,
+        clients: dict[int, HomeClient],
+        slot_offset: int,
+        dropout_probability: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.fleet = fleet
+        self.clients = clients
+        self.slot_offset = slot_offset
+        self.dropout_probability = dropout_probability
+        self._rng = np.random.default_rng(seed)
+        self.lmin_kw = np.zeros(fleet.n_homes)
+        self.lmax_kw = np.zeros(fleet.n_homes)
+        self.p_low = np.zeros(fleet.n_homes)
+        self.p_high = np.zeros(fleet.n_homes)
+        self.submitted = np.zeros(fleet.n_homes, dtype=bool)
+        self.cap_kw = np.zeros(fleet.n_homes)
+        self.import_kw = np.zeros(fleet.n_homes)
+        self.q_kvar = np.zeros(fleet.n_homes)
+        self.lam = float("nan")
+
+    def submit(self, round_: int) -> None:
+        """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
+        slot = round_ + self.slot_offset
+        bands: dict[int, tuple[float, float]] = {}
+        for i, client in self.clients.items():
+            # Every home reads its own group's public band; cache per group to save calls.
+            group = client.group
+            if group not in bands:
+                band = client.read_price(round_)
+                bands[group] = (band.p_low, band.p_high)
+            self.p_low[i], self.p_high[i] = bands[group]
+        self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
+        drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
+        lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
+        self.submitted[:] = False
+        for i, client in self.clients.items():
+            if drops[i]:
+                continue
+            client.submit_range(round_, lower_w[i], upper_w[i])
+            self.submitted[i] = True
+
+    def recover(self, round_: int) -> int:
+        """Send the corrections that groups in recovery need; returns how many were sent."""
+        sent = 0
+        for i, client in self.clients.items():
+            if self.submitted[i] and client.needs_correction(round_):
+                client.send_correction(round_)
+                sent += 1
+        return sent
+
+    def dispatch(self, round_: int) -> None:
+        """Read lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin and run the slot."""
+        slot = round_ + self.slot_offset
+        first = next(iter(self.clients.values()), None)
+        self.lam = first.read_lambda(round_) if first is not None else float("nan")
+        cap = self.lam * self.lmax_kw + (1.0 - self.lam) * self.lmin_kw
+        self.cap_kw = np.where(self.fleet.smart, cap, np.inf)
+        self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
+        self.q_kvar = self.fleet.last_q_kvar
+
+    def warm_up(self, price_usd_per_kwh: np.ndarray) -> None:
+        """Run the homes on their own (no cap) from midnight to the first market slot, so a
+        run that starts mid-day starts from realistic states."""
+        for slot in range(self.slot_offset):
+            price = float(price_usd_per_kwh[slot])
+            _, lmax = self.fleet.compute_ranges(slot, price, price)
+            self.fleet.dispatch(slot, np.where(self.fleet.smart, lmax, np.inf))

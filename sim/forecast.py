@@ -1,0 +1,70 @@
+"""The DSO's own demand forecast per site: public information only, never a home's data.
+
+* Ordinary homes: a load-research profile (kW per home), the mean of synthetic households
+  drawn independently of the simulated homes (richardsonpy, the same generator the homes use,
+  other seeds), times the number of ordinary homes at each site.
+* HEMS homes: the last round's dispatched group totals (the DSO knows each group's revealed
+  [Lmin, Lmax] and its own lambda) spread over the member sites by the public weights; before
+  the first round, the load-research profile. (Linearizing at the revealed Lmax instead was
+  tried: with homes that can draw 10 kW each, that point is often beyond voltage collapse and
+  its sensitivities are meaningless.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grid_models import Feeder
+
+RESEARCH_SEED = 1_000_003  # households of the load-research sample: not among the homes
+
+
+def load_research_profile_kw(
+    start_day: int, n_days: int, slot_s: int, ghi_w_m2: np.ndarray, n_households: int = 6
+) -> np.ndarray:
+    """Mean electric load of a sample of synthetic households (kW per home, per slot)."""
+    from sim.hems.data import household_days
+
+    profiles = [
+        household_days(RESEARCH_SEED + i, 1 + i % 5, start_day, n_days, ghi_w_m2, slot_s)[0]
+        for i in range(n_households)
+    ]
+    return np.mean(profiles, axis=0)
+
+
+class DSOForecaster:
+    """Per-site forecasts for the DSO's two stages (kW)."""
+
+    def __init__(
+        self,
+        feeder: Feeder,
+        smart: np.ndarray,
+        weights: np.ndarray,
+        group_sizes: np.ndarray,
+        profile_kw: np.ndarray,
+    ) -> None:
+        """`smart` flags HEMS homes (feeder.homes order); `weights` is sites x groups and
+        `group_sizes` the members of each group (both public, in the DSO's group order)."""
+        self.profile_kw = np.asarray(profile_kw, dtype=float)
+        self.weights = weights
+        self.group_sizes = np.asarray(group_sizes, dtype=float)
+        self.ordinary_per_site = feeder.site_totals((~smart).astype(float))
+        self._last_group_kw: np.ndarray | None = None
+
+    def ordinary_kw(self, slot: int) -> np.ndarray:
+        """Ordinary homes' demand per site in `slot` (kW)."""
+        return self.ordinary_per_site * self.profile_kw[slot]
+
+    def group_kw(self, slot: int) -> np.ndarray:
+        """HEMS demand per group in `slot` (kW): the last dispatch, else the profile."""
+        if self._last_group_kw is not None:
+            return self._last_group_kw
+        return self.group_sizes * self.profile_kw[slot]
+
+    def total_kw(self, slot: int) -> np.ndarray:
+        """All homes' demand per site in `slot` (kW), the linearization point of stage 1."""
+        return self.ordinary_kw(slot) + self.weights @ self.group_kw(slot)
+
+    def observe_dispatch(self, group_cap_kw: np.ndarray) -> None:
+        """Remember the dispatched group totals (kW, group order of the weights)."""
+        self._last_group_kw = np.asarray(group_cap_kw, dtype=float).copy()

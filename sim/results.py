@@ -1,0 +1,94 @@
+"""The results folder of a run: the resolved scenario and tidy CSV tables, slot by slot.
+
+Tables (one row per slot and key, units in column names):
+    slots.csv         lambda, DSO iterations, losses, substation power, voltage extremes per phase
+    groups.csv        price band, revealed [Lmin, Lmax], contributors, dispatched and actual totals
+    homes.csv         per home: band, range, cap, actual import, comfort violation
+    dlmp.csv          per site (bus-phase): DLMP and its energy/loss/congestion/voltage parts
+    voltages.csv      per bus-phase: AC voltage after dispatch (pu)
+    lines.csv         per line-phase: current (A) and loading (%)
+    transactions.csv  per transaction: call, gas used, latency, block, round
+
+Every table is appended and flushed when its slot finishes, so an interrupted run keeps its
+finished slots; `finished_slots` tells which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sim.scenario import Scenario, dump_scenario
+
+TABLES = ("slots", "groups", "homes", "dlmp", "voltages", "lines", "transactions")
+
+
+class ResultsError(RuntimeError):
+    """A results folder is missing or incomplete."""
+
+
+class ResultsWriter:
+    """Append-only tables of one run in `out_dir`."""
+
+    def __init__(self, out_dir: Path, scenario: Scenario) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A new run replaces the tables of an earlier one in the same folder.
+        for table in TABLES:
+            (self.out_dir / f"{table}.csv").unlink(missing_ok=True)
+        (self.out_dir / "scenario.yaml").write_text(dump_scenario(scenario))
+
+    def append(self, table: str, rows: pd.DataFrame | list[dict]) -> None:
+        if table not in TABLES:
+            raise ValueError(f"unknown results table {table!r}; tables: {', '.join(TABLES)}")
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        if frame.empty:
+            return
+        path = self.out_dir / f"{table}.csv"
+        frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+def load_results(out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The tables of a results folder (missing tables are empty frames)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "scenario.yaml").exists():
+        raise ResultsError(f"{out_dir} is not a blockhems results folder (no scenario.yaml)")
+    tables = {}
+    for table in TABLES:
+        path = out_dir / f"{table}.csv"
+        tables[table] = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    return tables
+
+
+def finished_slots(out_dir: str | Path) -> list[int]:
+    """Slots whose row made it into slots.csv (written last in each slot)."""
+    slots = load_results(out_dir)["slots"]
+    return [] if slots.empty else sorted(slots["slot"].astype(int).tolist())
+
+
+def summarize(out_dir: str | Path, v_band: tuple[float, float], slot_h: float) -> dict:
+    """End-of-run figures: lambda range, voltage extremes and violations per phase, energy
+    shifted (kWh the DSO held below the homes' low-price demand), gas per slot."""
+    tables = load_results(out_dir)
+    slots, homes, tx = tables["slots"], tables["homes"], tables["transactions"]
+    out: dict = {"slots": int(len(slots))}
+    if slots.empty:
+        return out
+    out["lambda_min"] = float(slots["lambda"].min())
+    out["lambda_max"] = float(slots["lambda"].max())
+    violations = 0
+    for ph in ("a", "b", "c"):
+        v_min, v_max = slots[f"v_min_{ph}_pu"], slots[f"v_max_{ph}_pu"]
+        out[f"v_min_{ph}_pu"] = float(v_min.min())
+        out[f"v_max_{ph}_pu"] = float(v_max.max())
+        violations += int(((v_min < v_band[0] - 1e-6) | (v_max > v_band[1] + 1e-6)).sum())
+    out["voltage_violations"] = violations  # slot-phases with any bus outside the band
+    smart = homes[homes.smart]
+    shifted = (smart.lmax_kw - smart.cap_kw).clip(lower=0) * slot_h
+    out["energy_shifted_kwh"] = float(shifted.sum())
+    out["comfort_violations"] = int((homes.comfort_violation_c > 1e-6).sum())
+    per_slot = tx.dropna(subset=["round"]).groupby("round").gas_used.sum()
+    out["gas_per_slot_mean"] = float(per_slot.mean()) if len(per_slot) else 0.0
+    out["transactions"] = int(len(tx))
+    return out

@@ -1,0 +1,249 @@
+"""mosaik simulators: thin adapters over the plain objects of a run.
+
+Each simulator has one entity and steps at the protocol phases of every slot it takes part
+in (see `Schedule`). The chain is shared state outside mosaik's data flow, so the chain
+simulator moves the chain clock first at every phase (everyone depends on its `clock`), and
+order within a slot follows simulated time, never mosaik's scheduling within one instant.
+
+Data flows (the only mosaik connections):
+    Chain -> DSO, Homes             clock (chain timestamp, s)
+    DSO, Homes -> Chain             done (time-shifted by 1 s): a barrier, so the chain clock
+                                    never runs past a phase before DSO and homes finished it
+    Homes -> Grid                   p_kw, q_kvar (actual demand per home)
+    Chain, DSO, Homes, Grid -> Recorder   records (rows of the results tables)
+No connection carries a home's data to the DSO: the DSO reads only the chain.
+"""
+
+from __future__ import annotations
+
+import time as wallclock
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mosaik_api_v3
+import numpy as np
+
+PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Simulated seconds of each protocol phase inside slot r: r * slot_s + offset."""
+
+    slot_s: int
+    n_slots: int
+    block_s: int
+    deadline_s: int
+    recovery_s: int
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        b, d, r = self.block_s, self.deadline_s, self.recovery_s
+        return {
+            "price": 0,
+            "submit": b,
+            "recover": d + b,  # first block after the deadline
+            "lambda": d + r + 2 * b,  # recovery closed
+            "dispatch": d + r + 3 * b,
+            "record": d + r + 4 * b,
+        }
+
+    @property
+    def end(self) -> int:
+        return self.n_slots * self.slot_s
+
+    def times(self, phases: tuple[str, ...]) -> list[int]:
+        offs = sorted(self.offsets[p] for p in phases)
+        return [r * self.slot_s + o for r in range(self.n_slots) for o in offs]
+
+    def phase_at(self, time: int) -> tuple[int, str]:
+        round_, offset = divmod(time, self.slot_s)
+        for name, off in self.offsets.items():
+            if off == offset:
+                return round_, name
+        raise ValueError(f"no protocol phase at simulated second {time}")
+
+    def next_after(self, time: int, phases: tuple[str, ...]) -> int:
+        """The next time one of `phases` comes after `time`; `end` when none does (mosaik
+        needs a next step from a time-based simulator and never runs one at `end`)."""
+        later = [t for t in self.times(phases) if t > time]
+        return later[0] if later else self.end
+
+
+def _meta(model: str, attrs: list[str], sim_type: str = "time-based") -> dict:
+    return {
+        "api_version": "3.0",
+        "type": sim_type,
+        "models": {model: {"public": True, "params": [], "attrs": attrs}},
+    }
+
+
+class _PhasedSim(mosaik_api_v3.Simulator):
+    """One entity that acts at given protocol phases; subclasses implement `act`."""
+
+    MODEL = ""
+    ATTRS: list[str] = []
+    PHASES: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__(_meta(self.MODEL, self.ATTRS))
+        self.eid = self.MODEL
+        self.schedule: Schedule | None = None
+        self.outputs: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+
+    def init(self, sid: str, time_resolution: float = 1.0, **params: Any) -> dict:
+        self.schedule = params.pop("schedule")
+        # Wall time per phase, shared with the caller when it passes a dict to fill.
+        self.timings = params.pop("timings", {}).setdefault(self.MODEL, {})
+        self.setup(**params)
+        return self.meta
+
+    def setup(self, **params: Any) -> None:
+        raise NotImplementedError
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict]:
+        if num != 1 or model != self.MODEL:
+            raise ValueError(f"{type(self).__name__} has exactly one {self.MODEL} entity")
+        return [{"eid": self.eid, "type": model}]
+
+    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+        round_, phase = self.schedule.phase_at(time)
+        if phase not in self.PHASES:  # mosaik starts every time-based simulator at 0
+            return self.schedule.next_after(time, self.PHASES)
+        start = wallclock.perf_counter()
+        self.act(round_, phase, inputs.get(self.eid, {}))
+        self.outputs["done"] = time
+        self.timings[phase] = self.timings.get(phase, 0.0) + wallclock.perf_counter() - start
+        return self.schedule.next_after(time, self.PHASES)
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        raise NotImplementedError
+
+    def get_data(self, outputs: dict) -> dict:
+        return {
+            eid: {attr: self.outputs.get(attr) for attr in attrs} for eid, attrs in outputs.items()
+        }
+
+
+class ChainSim(_PhasedSim):
+    """Moves the chain clock to each phase and reports each slot's transactions."""
+
+    MODEL = "Chain"
+    ATTRS = ["clock", "records", "done"]
+    PHASES = PHASE_NAMES
+
+    def setup(self, chain, t0: int) -> None:
+        self.chain, self.t0 = chain, t0
+        self._reported = len(chain.records)
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        self.chain.set_time(self.t0 + round_ * self.schedule.slot_s + self.schedule.offsets[phase])
+        self.outputs["clock"] = self.chain.now()
+        if phase == "record":
+            new = self.chain.records[self._reported :]
+            self._reported = len(self.chain.records)
+            self.outputs["records"] = {"transactions": [r.as_dict() for r in new]}
+        else:
+            self.outputs["records"] = None
+
+
+class DSOSim(_PhasedSim):
+    """The DSO: prices at the start of the slot, lambda once the aggregates are settled."""
+
+    MODEL = "DSO"
+    ATTRS = ["clock", "records", "done"]
+    PHASES = ("price", "lambda")
+
+    def setup(self, agent, t0: int, slot_offset: int, table_rows: Callable) -> None:
+        self.agent, self.t0, self.slot_offset, self.table_rows = agent, t0, slot_offset, table_rows
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        slot = round_ + self.slot_offset
+        if phase == "price":
+            deadline = self.t0 + round_ * self.schedule.slot_s + self.schedule.deadline_s
+            self.agent.post_prices(round_, slot, deadline)
+            self.outputs["records"] = None
+        else:
+            self.agent.clear(round_, slot)
+            self.outputs["records"] = self.table_rows(self.agent, round_, slot)
+
+
+class HomesSim(_PhasedSim):
+    """A fleet (or shard) of homes: submit, recover, dispatch."""
+
+    MODEL = "Homes"
+    ATTRS = ["clock", "p_kw", "q_kvar", "records", "done"]
+    PHASES = ("submit", "recover", "dispatch")
+
+    def setup(self, agent, home_ids: list[int], table_rows: Callable) -> None:
+        self.agent, self.home_ids, self.table_rows = agent, home_ids, table_rows
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        if phase == "submit":
+            self.agent.submit(round_)
+        elif phase == "recover":
+            self.agent.recover(round_)
+        else:
+            self.agent.dispatch(round_)
+            self.outputs["p_kw"] = dict(
+                zip(self.home_ids, self.agent.import_kw.tolist(), strict=True)
+            )
+            self.outputs["q_kvar"] = dict(
+                zip(self.home_ids, self.agent.q_kvar.tolist(), strict=True)
+            )
+            self.outputs["records"] = self.table_rows(self.agent, round_)
+
+
+class GridSim(_PhasedSim):
+    """Three-phase AC power flow of the actual demand of every home."""
+
+    MODEL = "Grid"
+    ATTRS = ["p_kw", "q_kvar", "records"]
+    PHASES = ("dispatch",)
+
+    def setup(self, feeder, slot_offset: int, table_rows: Callable) -> None:
+        self.feeder, self.slot_offset, self.table_rows = feeder, slot_offset, table_rows
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        from grid_models import run_power_flow
+
+        p = np.zeros(self.feeder.n_homes)
+        q = np.zeros(self.feeder.n_homes)
+        for attr, target in (("p_kw", p), ("q_kvar", q)):
+            for per_home in inputs.get(attr, {}).values():  # one dict per homes shard
+                for home, value in per_home.items():
+                    target[int(home)] = value
+        slot = round_ + self.slot_offset
+        result = run_power_flow(
+            self.feeder, self.feeder.site_totals(p), self.feeder.site_totals(q), slot=slot
+        )
+        self.outputs["records"] = self.table_rows(self.feeder, result, round_)
+
+
+class RecorderSim(_PhasedSim):
+    """Appends every simulator's rows to the results tables at the end of each slot."""
+
+    MODEL = "Recorder"
+    ATTRS = ["records"]
+    PHASES = ("record",)
+
+    def setup(self, writer, on_slot: Callable | None = None) -> None:
+        self.writer, self.on_slot = writer, on_slot
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        merged: dict[str, list] = {}
+        for payload in inputs.get("records", {}).values():
+            for table, rows in (payload or {}).items():
+                merged.setdefault(table, []).extend(rows)
+        if "slots" in merged:  # every simulator contributes columns to the slot's one row
+            row: dict = {}
+            for part in merged["slots"]:
+                row.update(part)
+            merged["slots"] = [row]
+        # slots.csv last: a slot listed there is complete in every table.
+        for table in sorted(merged, key=lambda t: t == "slots"):
+            self.writer.append(table, merged[table])
+        if self.on_slot:
+            self.on_slot(round_, merged)

@@ -1,0 +1,126 @@
+"""Rows of the results tables (see sim/results.py) from the state of each component."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grid_models import PHASES, Feeder, PowerFlowResult
+from sim.agents import DSOAgent, HomesAgent
+
+
+def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
+    s1, s2 = agent.stage1, agent.stage2
+    feeder = agent.dso.feeder
+    groups = []
+    for g, group in enumerate(agent.group_ids):
+        agg = agent.aggregates.get(group)
+        groups.append(
+            {
+                "slot": round_,
+                "group": group,
+                "p_low_usd_per_kwh": float(s1.p_low[g]),
+                "p_high_usd_per_kwh": float(s1.p_high[g]),
+                "revealed": agg is not None,
+                "contributors": 0 if agg is None else agg.contributors,
+                "lmin_kw": float(agent.group_lmin_kw[g]),
+                "lmax_kw": float(agent.group_lmax_kw[g]),
+                "lambda_group": float(s2.lam_group[g]),
+            }
+        )
+    sites = feeder.sites
+    dlmp = [
+        {
+            "slot": round_,
+            "site": int(i),
+            "bus": int(sites.bus.iloc[i]),
+            "phase": sites.phase.iloc[i],
+            "dlmp_usd_per_kwh": float(s1.dlmp[i]),
+            "energy_usd_per_kwh": float(s1.energy[i]),
+            "loss_usd_per_kwh": float(s1.loss[i]),
+            "congestion_usd_per_kwh": float(s1.congestion[i]),
+            "voltage_usd_per_kwh": float(s1.voltage[i]),
+        }
+        for i in range(len(sites))
+    ]
+    slot_row = {
+        "slot": round_,
+        "hour": slot * agent.slot_h,
+        "energy_price_usd_per_kwh": float(agent.energy_price[round_]),
+        "lambda": float(s2.lam),
+        "dso_iterations": int(s2.iterations),
+        "dso_infeasible": bool(s2.infeasible),
+        "dso_ac_ok": bool(s2.ac_ok),
+        "groups_revealed": sum(a is not None for a in agent.aggregates.values()),
+    }
+    return {"groups": groups, "dlmp": dlmp, "slots": [slot_row]}
+
+
+def homes_rows(agent: HomesAgent, round_: int) -> dict[str, list[dict]]:
+    fleet = agent.fleet
+    slot = round_ + agent.slot_offset
+    violation = fleet.records["comfort_violation_c"][:, slot]
+    rows = [
+        {
+            "slot": round_,
+            "home": int(i),
+            "group": agent.clients[i].group if i in agent.clients else -1,
+            "smart": bool(fleet.smart[i]),
+            "submitted": bool(agent.submitted[i]),
+            "p_low_usd_per_kwh": float(agent.p_low[i]),
+            "p_high_usd_per_kwh": float(agent.p_high[i]),
+            "lmin_kw": float(agent.lmin_kw[i]),
+            "lmax_kw": float(agent.lmax_kw[i]),
+            "cap_kw": float(agent.cap_kw[i]) if np.isfinite(agent.cap_kw[i]) else None,
+            "import_kw": float(agent.import_kw[i]),
+            "q_kvar": float(agent.q_kvar[i]),
+            "comfort_violation_c": float(violation[i]),
+        }
+        for i in range(fleet.n_homes)
+    ]
+    smart = fleet.smart
+    summary = {
+        "slot": round_,
+        "import_kw": float(agent.import_kw.sum()),
+        "hems_lmin_kw": float(agent.lmin_kw[smart].sum()),
+        "hems_lmax_kw": float(agent.lmax_kw[smart].sum()),
+        "hems_cap_kw": float(agent.cap_kw[smart].sum()),
+        "hems_import_kw": float(agent.import_kw[smart].sum()),
+        "homes_submitted": int(agent.submitted.sum()),
+        "comfort_violations": int((violation > 1e-6).sum()),
+    }
+    return {"homes": rows, "slots": [summary]}
+
+
+def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str, list[dict]]:
+    vm = result.vm_pu
+    voltages = [
+        {"slot": round_, "bus": int(b), "phase": ph, "vm_pu": float(vm[i, k])}
+        for i, b in enumerate(result.bus)
+        for k, ph in enumerate(PHASES)
+        if np.isfinite(vm[i, k])
+    ]
+    lines = [
+        {
+            "slot": round_,
+            "line": int(line),
+            "phase": ph,
+            "i_a": float(result.line_i_a[i, k]),
+            "loading_pct": float(result.line_loading_pct[i, k]),
+        }
+        for i, line in enumerate(result.line)
+        for k, ph in enumerate(PHASES)
+    ]
+    # The envelope covers the feeder below the transformer, not its upstream source bus.
+    bus_kv = feeder.net.bus.vn_kv
+    lv = bus_kv.loc[result.bus].to_numpy() <= bus_kv.loc[feeder.lv_bus] + 1e-9
+    row = {
+        "slot": round_,
+        "losses_kw": float(result.losses_kw),
+        "max_line_loading_pct": float(np.nanmax(result.line_loading_pct)),
+        "max_trafo_loading_pct": float(np.nanmax(result.trafo_loading_pct)),
+    }
+    for k, ph in enumerate(PHASES):
+        row[f"p_sub_{ph}_kw"] = float(result.p_sub_kw[k])
+        row[f"v_min_{ph}_pu"] = float(np.nanmin(vm[lv, k]))
+        row[f"v_max_{ph}_pu"] = float(np.nanmax(vm[lv, k]))
+    return {"voltages": voltages, "lines": lines, "slots": [row]}

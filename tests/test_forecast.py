@@ -1,0 +1,55 @@
+"""The DSO's forecast uses public information only and adds up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grid_models import build_feeder
+from sim.dso import DSO
+from sim.forecast import DSOForecaster
+from sim.scenario import ScenarioError
+from sim.world import aggregation_groups
+
+
+def _mixed_fleet(feeder) -> np.ndarray:
+    """Every home a HEMS home but four of phase a's ten."""
+    smart = np.ones(feeder.n_homes, dtype=bool)
+    smart[feeder.homes.home_id[feeder.homes.phase == "a"].to_numpy()[:4]] = False
+    return smart
+
+
+def test_forecast_totals_and_dispatch_memory() -> None:
+    feeder = build_feeder("small", min_group_size=3)
+    smart = _mixed_fleet(feeder)
+    groups = aggregation_groups(feeder, smart, 3)
+    dso = DSO(feeder, groups=groups)
+    sizes = [len(groups[int(g)]) for g in dso.group_ids]
+    profile = np.linspace(0.5, 1.5, 96)
+    fc = DSOForecaster(feeder, smart, dso.weights, sizes, profile)
+
+    assert fc.ordinary_kw(10).sum() == np.float64((~smart).sum() * profile[10])
+    assert np.isclose(fc.total_kw(10).sum(), feeder.n_homes * profile[10])
+    caps = np.arange(1.0, len(sizes) + 1.0) * 7.0
+    fc.observe_dispatch(caps)
+    assert np.allclose(fc.group_kw(11), caps)
+    assert np.isclose(fc.total_kw(11).sum(), (~smart).sum() * profile[11] + caps.sum())
+
+
+def test_groups_hold_only_hems_homes_of_one_phase_and_reach_the_minimum() -> None:
+    feeder = build_feeder("small", min_group_size=3)
+    smart = _mixed_fleet(feeder)
+    groups = aggregation_groups(feeder, smart, 3)
+    phase = feeder.homes.set_index("home_id").phase
+    members = [h for m in groups.values() for h in m]
+    assert sorted(members) == sorted(np.flatnonzero(smart).tolist())
+    for m in groups.values():
+        assert len(m) >= 3 and phase.loc[m].nunique() == 1
+
+
+def test_a_phase_with_too_few_hems_homes_names_the_keys() -> None:
+    feeder = build_feeder("small", min_group_size=3)
+    smart = np.ones(feeder.n_homes, dtype=bool)
+    smart[feeder.homes.home_id[feeder.homes.phase == "c"].to_numpy()[:3]] = False  # 2 of 5 left
+    with pytest.raises(ScenarioError, match="phase c has only 2 smart homes.*min_group_size 3"):
+        aggregation_groups(feeder, smart, 3)
