@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from grid_models import PowerFlowError
 from sim.chain.private import DSOClient, HomeClient, Status
-from sim.dso import DSO
+from sim.dso import DSO, DSOError
 from sim.forecast import DSOForecaster
 from sim.hems import HEMSFleet
 
@@ -46,10 +47,20 @@ class DSOAgent:
         self.aggregates: dict[int, object] = {}
 
     def post_prices(self, round_: int, slot: int, deadline: int) -> None:
-        """Stage 1 on the DSO's forecast, then one price band per group on chain."""
-        self.stage1 = self.dso.stage1(
-            self.forecaster.total_kw(slot), self.energy_price[round_], slot=slot
-        )
+        """Stage 1 on the DSO's forecast, then one price band per group on chain.
+
+        When the last dispatch is so far outside the limits that the OPF linearized there
+        has no solution, the DSO falls back to its load-research forecast for the HEMS homes
+        (recorded as `stage1_fallback`).
+        """
+        price = self.energy_price[round_]
+        self.stage1_fallback = False
+        try:
+            self.stage1 = self.dso.stage1(self.forecaster.total_kw(slot), price, slot=slot)
+        except (DSOError, PowerFlowError):
+            self.stage1_fallback = True
+            forecast = self.forecaster.total_kw(slot, use_dispatch=False)
+            self.stage1 = self.dso.stage1(forecast, price, slot=slot)
         for g, group in enumerate(self.group_ids):
             self.client.open_round(
                 round_,

@@ -55,15 +55,16 @@ class DSOForecaster:
         """Ordinary homes' demand per site in `slot` (kW)."""
         return self.ordinary_per_site * self.profile_kw[slot]
 
-    def group_kw(self, slot: int) -> np.ndarray:
+    def group_kw(self, slot: int, use_dispatch: bool = True) -> np.ndarray:
         """HEMS demand per group in `slot` (kW): the last dispatch, else the profile."""
-        if self._last_group_kw is not None:
+        if use_dispatch and self._last_group_kw is not None:
             return self._last_group_kw
         return self.group_sizes * self.profile_kw[slot]
 
-    def total_kw(self, slot: int) -> np.ndarray:
-        """All homes' demand per site in `slot` (kW), the linearization point of stage 1."""
-        return self.ordinary_kw(slot) + self.weights @ self.group_kw(slot)
+    def total_kw(self, slot: int, use_dispatch: bool = True) -> np.ndarray:
+        """All homes' demand per site in `slot` (kW), the linearization point of stage 1;
+        `use_dispatch=False` forecasts HEMS homes by the load-research profile alone."""
+        return self.ordinary_kw(slot) + self.weights @ self.group_kw(slot, use_dispatch)
 
     def observe_dispatch(self, group_cap_kw: np.ndarray) -> None:
         """Remember the dispatched group totals (kW, group order of the weights)."""

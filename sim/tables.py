@@ -50,6 +50,7 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
         "dso_iterations": int(s2.iterations),
         "dso_infeasible": bool(s2.infeasible),
         "dso_ac_ok": bool(s2.ac_ok),
+        "dso_stage1_fallback": bool(agent.stage1_fallback),
         "groups_revealed": sum(a is not None for a in agent.aggregates.values()),
     }
     return {"groups": groups, "dlmp": dlmp, "slots": [slot_row]}

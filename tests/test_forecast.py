@@ -53,3 +53,33 @@ def test_a_phase_with_too_few_hems_homes_names_the_keys() -> None:
     smart[feeder.homes.home_id[feeder.homes.phase == "c"].to_numpy()[:3]] = False  # 2 of 5 left
     with pytest.raises(ScenarioError, match="phase c has only 2 smart homes.*min_group_size 3"):
         aggregation_groups(feeder, smart, 3)
+
+
+class _RecordingClient:
+    """Stands in for the chain client: records the bands the DSO would post."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple] = []
+
+    def open_round(self, round_, group, p_low, p_high, deadline) -> None:
+        self.posted.append((round_, group, p_low, p_high, deadline))
+
+
+def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -> None:
+    from sim.agents import DSOAgent
+
+    feeder = build_feeder("small", min_group_size=3)
+    smart = _mixed_fleet(feeder)
+    groups = aggregation_groups(feeder, smart, 3)
+    dso = DSO(feeder, groups=groups)
+    sizes = [len(groups[int(g)]) for g in dso.group_ids]
+    fc = DSOForecaster(feeder, smart, dso.weights, sizes, np.full(96, 1.0))
+    client = _RecordingClient()
+    agent = DSOAgent(dso, client, fc, [0.12] * 4)
+    agent.post_prices(0, 10, deadline=1_000)
+    assert not agent.stage1_fallback and len(client.posted) == len(sizes)
+    fc.observe_dispatch(np.full(len(sizes), 400.0))  # far beyond what the feeder carries
+    agent.post_prices(1, 11, deadline=2_000)
+    assert agent.stage1_fallback
+    assert [p[0] for p in client.posted[len(sizes):]] == [1] * len(sizes)
+    assert all(p[2] <= p[3] for p in client.posted)
