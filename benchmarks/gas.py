@@ -82,7 +82,7 @@ def markdown(fig: dict[str, float], backends: list[str]) -> str:
     lines += [
         "",
         "tx/s is sequential (send, wait for the receipt, next), from the client's wall time "
-        "including gas estimation.",
+        "including the dry-run call that catches refusals.",
         "<!-- gas:end -->",
     ]
     return "\n".join(lines)

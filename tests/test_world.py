@@ -84,9 +84,9 @@ def test_dso_group_sums_equal_the_homes_ranges(quick_run) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known: with HEMS rebound before the evening peak the homes' Lmin itself exceeds "
-    "the small feeder's limits in some slots and the single lambda cannot help (README, "
-    "'Known limitation'); this test must pass before the co-simulation issue is resolved",
+    reason="known: the market oscillates under large HEMS flexibility and some slots end "
+    "outside the voltage band (README, 'Known limitation'); this test must pass before the "
+    "co-simulation issue is resolved",
 )
 def test_no_voltage_outside_the_band_after_dispatch(quick_run) -> None:
     scenario, out, _ = quick_run
