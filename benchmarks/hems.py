@@ -32,12 +32,18 @@ from sim.hems.baselines import compare_policies  # noqa: E402
 
 def timing(n_homes: int, pool: int | None, n_slots: int, seed: int) -> dict:
     t0 = time.perf_counter()
-    fleet = HEMSFleet(FleetConfig(seed=seed, n_homes=n_homes, smart_share=1.0,
-                                  load_profile_pool=pool))
+    fleet = HEMSFleet(
+        FleetConfig(seed=seed, n_homes=n_homes, smart_share=1.0, load_profile_pool=pool)
+    )
     build_s = time.perf_counter() - t0
     train_s = fleet.train()
-    prices = sample_prices(np.random.default_rng(seed + 1),
-                           fleet.config.price_forecast_usd_per_kwh, 0.15, 1, fleet.config.slot_s)[0]
+    prices = sample_prices(
+        np.random.default_rng(seed + 1),
+        fleet.config.price_forecast_usd_per_kwh,
+        0.15,
+        1,
+        fleet.config.slot_s,
+    )[0]
     t_rng, t_dis = [], []
     viol = 0.0
     cap_over = 0.0
@@ -76,8 +82,13 @@ def comparison(n_homes: int, day: int, seeds: list[int]) -> dict:
         cfg = FleetConfig(seed=seed, n_homes=n_homes, smart_share=1.0, start_day=day)
         fleet = HEMSFleet(cfg)
         fleet.train()
-        prices = sample_prices(np.random.default_rng(seed + 7), cfg.price_forecast_usd_per_kwh,
-                               cfg.price_noise, 1, cfg.slot_s)[0]
+        prices = sample_prices(
+            np.random.default_rng(seed + 7),
+            cfg.price_forecast_usd_per_kwh,
+            cfg.price_noise,
+            1,
+            cfg.slot_s,
+        )[0]
         res = compare_policies(fleet, prices)
         adp += float(res["adp"].sum())
         myo += float(res["myopic"].sum())
@@ -112,20 +123,25 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "timing": timing(a.homes, a.pool or None, a.slots, a.seed),
-        "comparison": [comparison(a.cmp_homes, day, [a.seed, a.seed + 1, a.seed + 2])
-                       for day in (20, 196)],
+        "comparison": [
+            comparison(a.cmp_homes, day, [a.seed, a.seed + 1, a.seed + 2]) for day in (20, 196)
+        ],
     }
     tm = out["timing"]
-    print(f"fleet of {tm['homes']} smart homes: build {tm['build_s']} s, "
-          f"training {tm['train_s']} s, ranges {tm['ranges_median_s']} s/slot (median, max "
-          f"{tm['ranges_max_s']}), dispatch {tm['dispatch_median_s']} s/slot")
+    print(
+        f"fleet of {tm['homes']} smart homes: build {tm['build_s']} s, "
+        f"training {tm['train_s']} s, ranges {tm['ranges_median_s']} s/slot (median, max "
+        f"{tm['ranges_max_s']}), dispatch {tm['dispatch_median_s']} s/slot"
+    )
     for c in out["comparison"]:
-        print(f"day {c['day']}, {c['homes']} homes: $/home/day ADP {c['adp_usd_per_home']}, "
-              f"myopic {c['myopic_usd_per_home']}, perfect foresight "
-              f"{c['perfect_usd_per_home']}; gap "
-              f"{c['gap_to_perfect_usd_per_home']} $/home ({100 * c['gap_to_perfect_rel']:.1f} % "
-              f"of |PF|), {100 * c['share_of_myopic_to_perfect_saving_captured']:.1f} % of the "
-              f"myopic-to-PF saving captured")
+        print(
+            f"day {c['day']}, {c['homes']} homes: $/home/day ADP {c['adp_usd_per_home']}, "
+            f"myopic {c['myopic_usd_per_home']}, perfect foresight "
+            f"{c['perfect_usd_per_home']}; gap "
+            f"{c['gap_to_perfect_usd_per_home']} $/home ({100 * c['gap_to_perfect_rel']:.1f} % "
+            f"of |PF|), {100 * c['share_of_myopic_to_perfect_saving_captured']:.1f} % of the "
+            f"myopic-to-PF saving captured"
+        )
     if a.json:
         print(json.dumps(out))
 

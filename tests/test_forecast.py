@@ -81,5 +81,5 @@ def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -
     fc.observe_dispatch(np.full(len(sizes), 400.0))  # far beyond what the feeder carries
     agent.post_prices(1, 11, deadline=2_000)
     assert agent.stage1_fallback
-    assert [p[0] for p in client.posted[len(sizes):]] == [1] * len(sizes)
+    assert [p[0] for p in client.posted[len(sizes) :]] == [1] * len(sizes)
     assert all(p[2] <= p[3] for p in client.posted)
