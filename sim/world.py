@@ -97,11 +97,6 @@ def _fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
         raise ScenarioError(f"scenario {scenario.name}: homes.{exc}") from None
 
 
-def _hourly_to_slots(hourly: list[float], slot_s: int, n_slots: int) -> np.ndarray:
-    hours = (np.arange(n_slots) * slot_s // 3600) % 24
-    return np.asarray([hourly[0] if len(hourly) == 1 else hourly[h] for h in hours])
-
-
 def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     """Everything a run needs, before mosaik starts (timed per component)."""
     setup_s: dict[str, float] = {}
@@ -158,13 +153,15 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         scenario.chain.deadline_s,
         scenario.chain.recovery_s,
     )
-    run_slots = range(t.first_slot, t.first_slot + t.n_slots)
-    energy_price = [spec.energy_price(int(s * t.slot_s // 3600)) for s in run_slots]
+    day_price = [
+        spec.energy_price(int(s * t.slot_s // 3600)) for s in range(t.first_slot + t.n_slots)
+    ]
+    energy_price = day_price[t.first_slot :]
     dso_agent = DSOAgent(dso, market.dso, forecaster, energy_price, spec.mode, t.slot_s / 3600)
     homes_agent = HomesAgent(
         fleet, clients, t.first_slot, scenario.chain.dropout_probability, scenario.homes.seed
     )
-    homes_agent.warm_up(_hourly_to_slots(spec.energy_price_usd_per_kwh, t.slot_s, t.first_slot))
+    homes_agent.warm_up(np.asarray(day_price[: t.first_slot]))
     return Parts(
         scenario, schedule, grid_feeder, dso_agent, homes_agent, chain, market, t0, setup_s
     )

@@ -19,14 +19,20 @@ def _mixed_fleet(feeder) -> np.ndarray:
     return smart
 
 
-def test_forecast_totals_and_dispatch_memory() -> None:
+def _dso_and_forecaster(profile: np.ndarray):
+    """Small feeder, mixed fleet, groups of >= 3 HEMS homes: (feeder, smart, dso, forecaster)."""
     feeder = build_feeder("small", min_group_size=3)
     smart = _mixed_fleet(feeder)
     groups = aggregation_groups(feeder, smart, 3)
     dso = DSO(feeder, groups=groups)
     sizes = [len(groups[int(g)]) for g in dso.group_ids]
+    return feeder, smart, dso, DSOForecaster(feeder, smart, dso.weights, sizes, profile)
+
+
+def test_forecast_totals_and_dispatch_memory() -> None:
     profile = np.linspace(0.5, 1.5, 96)
-    fc = DSOForecaster(feeder, smart, dso.weights, sizes, profile)
+    feeder, smart, dso, fc = _dso_and_forecaster(profile)
+    sizes = dso.group_ids
 
     assert fc.ordinary_kw(10).sum() == np.float64((~smart).sum() * profile[10])
     assert np.isclose(fc.total_kw(10).sum(), feeder.n_homes * profile[10])
@@ -68,12 +74,8 @@ class _RecordingClient:
 def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -> None:
     from sim.agents import DSOAgent
 
-    feeder = build_feeder("small", min_group_size=3)
-    smart = _mixed_fleet(feeder)
-    groups = aggregation_groups(feeder, smart, 3)
-    dso = DSO(feeder, groups=groups)
-    sizes = [len(groups[int(g)]) for g in dso.group_ids]
-    fc = DSOForecaster(feeder, smart, dso.weights, sizes, np.full(96, 1.0))
+    _, _, dso, fc = _dso_and_forecaster(np.full(96, 1.0))
+    sizes = dso.group_ids
     client = _RecordingClient()
     agent = DSOAgent(dso, client, fc, [0.12] * 4)
     agent.post_prices(0, 10, deadline=1_000)
