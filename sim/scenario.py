@@ -87,9 +87,8 @@ class TimeSpec(_Strict):
 
 
 class ChainSpec(_Strict):
-    backend: Literal["embedded", "rpc", "hardhat"] = Field(
-        default="embedded",
-        description="embedded eth-tester, any JSON-RPC node at url, or a local hardhat node",
+    backend: Literal["embedded", "rpc"] = Field(
+        default="embedded", description="embedded eth-tester, or any JSON-RPC node at url"
     )
     url: str | None = None
     block_time_s: int = Field(default=2, ge=1)
@@ -130,7 +129,10 @@ class DSOSpec(_Strict):
     energy_price_usd_per_kwh: list[float] = Field(
         default_factory=lambda: [0.12], description="substation price: one value or 24 hourly"
     )
-    mode: Literal["single", "group"] = "single"
+    # The contract carries one lambda per round, so the co-simulation clears the paper's
+    # single lambda; the DSO's per-group mode (sim.dso, mode="group") needs a lambda per group
+    # on chain first.
+    mode: Literal["single"] = "single"
 
     @field_validator("energy_price_usd_per_kwh")
     @classmethod

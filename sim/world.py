@@ -169,14 +169,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
 
 def _connect(scenario: Scenario) -> Chain:
     spec = scenario.chain
-    if spec.backend == "embedded":
-        return connect("embedded")
-    if spec.backend == "rpc":
-        return connect("rpc", spec.url)
-    raise ScenarioError(
-        f"scenario {scenario.name}: chain.backend 'hardhat' is started by the CLI "
-        "(blockhems run); from Python pass an rpc chain to build_parts"
-    )
+    return connect("rpc", spec.url) if spec.backend == "rpc" else connect("embedded")
 
 
 def build_world(
