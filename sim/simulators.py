@@ -110,11 +110,11 @@ class _PhasedSim(mosaik_api_v3.Simulator):
 
     def step(self, time: int, inputs: dict, max_advance: int) -> int:
         round_, phase = self.schedule.phase_at(time)
+        self.outputs["done"] = time
         if phase not in self.PHASES:  # mosaik starts every time-based simulator at 0
             return self.schedule.next_after(time, self.PHASES)
         start = wallclock.perf_counter()
         self.act(round_, phase, inputs.get(self.eid, {}))
-        self.outputs["done"] = time
         self.timings[phase] = self.timings.get(phase, 0.0) + wallclock.perf_counter() - start
         return self.schedule.next_after(time, self.PHASES)
 
