@@ -156,8 +156,14 @@ class HomesAgent:
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
         sent = 0
+        in_recovery: dict[int, bool] = {}  # one status read per group, not per home
         for i, client in self.clients.items():
-            if self.submitted[i] and client.needs_correction(round_):
+            if not self.submitted[i]:
+                continue
+            group = client.group
+            if group not in in_recovery:
+                in_recovery[group] = client.agg.status(round_, group) == Status.RECOVERY
+            if in_recovery[group] and client.needs_correction(round_):
                 client.send_correction(round_)
                 sent += 1
         return sent

@@ -229,8 +229,8 @@ class RecorderSim(_PhasedSim):
     ATTRS = ["records"]
     PHASES = ("record",)
 
-    def setup(self, writer, on_slot: Callable | None = None) -> None:
-        self.writer, self.on_slot = writer, on_slot
+    def setup(self, writer) -> None:
+        self.writer = writer
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         merged: dict[str, list] = {}
@@ -245,5 +245,3 @@ class RecorderSim(_PhasedSim):
         # slots.csv last: a slot listed there is complete in every table.
         for table in sorted(merged, key=lambda t: t == "slots"):
             self.writer.append(table, merged[table])
-        if self.on_slot:
-            self.on_slot(round_, merged)

@@ -17,7 +17,7 @@ import numpy as np
 from sim import simulators as sims
 from sim.agents import DSOAgent, HomesAgent
 from sim.chain.connection import Chain, connect
-from sim.chain.market import Market, setup_market
+from sim.chain.market import setup_market
 from sim.dso import DSO, DSOLimits
 from sim.forecast import DSOForecaster, load_research_profile_kw
 from sim.hems import FleetConfig, HEMSConfigError, HEMSFleet
@@ -48,7 +48,6 @@ class Parts:
     dso_agent: DSOAgent
     homes_agent: HomesAgent
     chain: Chain
-    market: Market
     t0: int
     setup_s: dict[str, float] = field(default_factory=dict)
 
@@ -162,9 +161,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         fleet, clients, t.first_slot, scenario.chain.dropout_probability, scenario.homes.seed
     )
     homes_agent.warm_up(np.asarray(day_price[: t.first_slot]))
-    return Parts(
-        scenario, schedule, grid_feeder, dso_agent, homes_agent, chain, market, t0, setup_s
-    )
+    return Parts(scenario, schedule, grid_feeder, dso_agent, homes_agent, chain, t0, setup_s)
 
 
 def _connect(scenario: Scenario) -> Chain:
@@ -172,9 +169,7 @@ def _connect(scenario: Scenario) -> Chain:
     return connect("rpc", spec.url) if spec.backend == "rpc" else connect("embedded")
 
 
-def build_world(
-    parts: Parts, writer: ResultsWriter, on_slot=None, timings: dict | None = None
-) -> mosaik.World:
+def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:
     """The mosaik world of a run: five simulators and their data flows."""
     world = mosaik.World(SIM_CONFIG, skip_greetings=True)
     schedule, t = parts.schedule, parts.scenario.time
@@ -207,9 +202,7 @@ def build_world(
         slot_offset=t.first_slot,
         table_rows=grid_rows,
     ).Grid()
-    recorder = world.start(
-        "RecorderSim", schedule=schedule, writer=writer, on_slot=on_slot
-    ).Recorder()
+    recorder = world.start("RecorderSim", schedule=schedule, writer=writer).Recorder()
 
     flows: list[Flow] = []
 
