@@ -140,3 +140,25 @@ def test_dso_agent_never_holds_a_home_client(quick_run) -> None:
     from sim.chain.private import HomeClient
 
     assert not any(isinstance(v, HomeClient) for v in vars(agent).values())
+
+
+def test_dropouts_are_recovered_and_sums_match_the_survivors(tmp_path) -> None:
+    """One hour of the quick scenario with homes missing rounds: the survivors' corrections
+    let the DSO read the exact sum of the homes that did submit."""
+    data = load_scenario(SCENARIOS_DIR / "quick.yaml").model_dump()
+    data["time"]["hours"] = 1
+    data["chain"]["dropout_probability"] = 0.15
+    from sim.scenario import parse_scenario
+
+    run_scenario(parse_scenario(data), tmp_path, progress=False)
+    tables = load_results(tmp_path)
+    homes, groups = tables["homes"], tables["groups"]
+    assert (~homes[homes.smart].submitted).any(), "no home dropped out: raise the probability"
+    tx = tables["transactions"]
+    assert (tx.label == "private.submitCorrection").any()
+    truth = homes[homes.submitted].groupby(["slot", "group"])[["lmin_kw", "lmax_kw"]].sum()
+    revealed = groups[groups.revealed].set_index(["slot", "group"])
+    joined = revealed.join(truth, rsuffix="_homes")
+    assert len(joined) > 0
+    assert (abs(joined.lmin_kw - joined.lmin_kw_homes) < 0.01).all()
+    assert (abs(joined.lmax_kw - joined.lmax_kw_homes) < 0.01).all()
