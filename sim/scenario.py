@@ -53,6 +53,10 @@ class HomesSpec(_Strict):
         default_factory=dict, description="appliance parameter ranges (sim.hems ApplianceRanges)"
     )
     load_profile_pool: int | None = Field(default=None, ge=1)
+    battery_export: bool = Field(
+        default=False,
+        description="may batteries feed the grid (false: they cover only the home's own load)",
+    )
     power_factor: float = Field(default=0.95, gt=0.0, le=1.0)
 
 

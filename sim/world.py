@@ -89,6 +89,7 @@ def _fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
         "n_days": t.days,
         "ranges": homes.ranges,
         "load_profile_pool": homes.load_profile_pool,
+        "battery_export": homes.battery_export,
     }
     try:
         return HEMSFleet(FleetConfig.from_dict(data))

@@ -242,3 +242,50 @@ def test_summer_cooling_day_caps_keep_comfort():
     assert np.nanmax(rec["comfort_violation_c"]) == 0.0
     assert np.all(rec["import_kw"] <= rec["cap_kw"] + CAP_TOL_KW)
     assert np.nanmin(rec["import_kw"]) < 0  # PV export around noon
+
+
+@pytest.fixture(scope="module")
+def summer_no_export() -> HEMSFleet:
+    f = HEMSFleet(FleetConfig(seed=3, n_homes=8, start_day=196, battery_export=False))
+    f.train()
+    return f
+
+
+def test_battery_never_exports_when_forbidden(summer_no_export, prices):
+    fleet = summer_no_export
+    rng = np.random.default_rng(2)
+    fleet.reset()
+    for t in range(fleet.n_slots):
+        # p_high up to 10x the price: the battery would discharge fully if it could export
+        lmin, lmax = fleet.compute_ranges(t, prices[t], prices[t] * rng.uniform(1.0, 10.0))
+        lam = rng.uniform(0, 1, fleet.n_homes)
+        fleet.dispatch(t, lam * lmax + (1 - lam) * lmin)
+    rec = fleet.records
+    si = fleet.smart_idx
+    discharge = np.maximum(-np.nan_to_num(rec["battery_kw"][si]), 0.0)
+    own_net_load = np.maximum(rec["load_kw"][si] - rec["pv_kw"][si], 0.0)
+    assert discharge.max() > 0.1, "the battery never discharged: the test would be vacuous"
+    assert np.all(discharge <= own_net_load + 1e-9)
+
+
+def test_pv_is_curtailed_at_negative_price_only_and_within_a_cap(summer_no_export):
+    fleet = summer_no_export
+    fleet.reset()
+    noon = fleet.slots_per_day // 2
+    for t in range(noon):  # run the morning uncapped at a positive price
+        _, lmax = fleet.compute_ranges(t, 0.1, 0.1)
+        fleet.dispatch(t, lmax)
+    si = fleet.smart_idx
+    pv = fleet.pv_kw[si, noon]
+    assert pv.min() > 0.5, "no PV at noon: the test would be vacuous"
+    _, lmax_pos = fleet.compute_ranges(noon, 0.0, 0.2)
+    _, lmax_neg = fleet.compute_ranges(noon, -0.5, 0.2)
+    # at a negative price each home also takes back its whole PV output
+    np.testing.assert_allclose(lmax_neg[si] - lmax_pos[si], pv, atol=1e-9)
+    # capped halfway, the home curtails only what the cap leaves room for
+    cap = 0.5 * (lmax_pos + lmax_neg)
+    imp = fleet.dispatch(noon, cap)
+    curtailed = fleet.records["pv_curtailed_kw"][si, noon]
+    np.testing.assert_allclose(imp[si], cap[si], atol=CAP_TOL_KW)
+    assert np.all((curtailed > 0) & (curtailed < pv))
+    np.testing.assert_allclose(fleet.records["pv_kw"][si, noon], pv - curtailed)

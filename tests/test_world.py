@@ -82,18 +82,16 @@ def test_dso_group_sums_equal_the_homes_ranges(quick_run) -> None:
         assert (abs(joined[col] - joined[f"{col}_dso"]) <= 0.0005 * n + 1e-9).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the market oscillates under large HEMS flexibility and some slots end "
-    "outside the voltage band (README, 'Known limitation'); this test must pass before the "
-    "co-simulation issue is resolved",
-)
 def test_no_voltage_outside_the_band_after_dispatch(quick_run) -> None:
-    scenario, out, _ = quick_run
-    used = quick_run[2].parts.scenario.dso
+    """The quick scenario's floor binds in most slots; the grid's AC voltages after dispatch
+    must still stay in the band (the DSO's margin covers its model error)."""
+    _, out, run = quick_run
+    used = run.parts.scenario.dso
+    groups = load_results(out)["groups"]
+    scarce = groups[groups.p_high_usd_per_kwh > 1.0].slot.nunique()
+    assert scarce >= 3, f"only {scarce} slots priced a binding limit: the test would be vacuous"
     summary = summarize(out, (used.v_min_pu, used.v_max_pu), 0.25)
     assert summary["voltage_violations"] == 0
-    used = quick_run[2].parts.scenario.dso
     voltages = load_results(out)["voltages"]
     lv = voltages[voltages.bus != 0]  # bus 0 is the MV source
     assert lv.vm_pu.between(used.v_min_pu - 1e-6, used.v_max_pu + 1e-6).all()

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from grid_models.errors import PowerFlowError
 from grid_models.feeders import Feeder
 from grid_models.linear import LinearModel, OperatingPoint
 from grid_models.powerflow import PowerFlowResult, run_power_flow
@@ -282,9 +283,9 @@ class DSO:
             b = e.T @ (delta * (hi_p - lo_p))
             prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
             lam, welfare, feasible = prob.solve()
-            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
+            lam, ac = self._ac_backing_off(lam, e, dispatch, slot)
             p_d, q_d = dispatch(e @ lam)
-            ac = self._ac(p_d, q_d, slot)
+            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
             violations, loading, _ = self._check(ac, lim)
             if not feasible:
                 # No lambda meets the limits on the linear model: keep the least-violating one
@@ -316,6 +317,22 @@ class DSO:
             violations=violations,
             iterations=it,
             infeasible=infeasible,
+        )
+
+    def _ac_backing_off(
+        self, lam: np.ndarray, e: np.ndarray, dispatch, slot: int | None
+    ) -> tuple[np.ndarray, PowerFlowResult]:
+        """The AC power flow at ``lam``; where it diverges (the linear model proposed a point
+        beyond voltage collapse), at lambda scaled back towards 0 until it converges."""
+        for factor in (1.0, 0.75, 0.5, 0.25, 0.0):
+            trial = lam * factor
+            try:
+                return trial, self._ac(*dispatch(e @ trial), slot)
+            except PowerFlowError:
+                continue
+        raise DSOError(
+            f"stage 2 (slot {slot}): the AC power flow diverges for every lambda from "
+            f"{lam.max():.3f} down to 0: the revealed Lmin already collapses the feeder"
         )
 
     def with_limits(self, **changes) -> DSOLimits:

@@ -35,12 +35,15 @@ Price band per group g (weights ``W[s, g]``: share of g's members at site s)::
 
     base_g     = sum_s W_sg (energy_s + loss_s)          supply cost of g's demand
     scarcity_g = sum_s W_sg (congestion_s + voltage_s)
-    p_low_g  = max(0, base_g + min(scarcity_g, 0) - h)
+    p_low_g  = max(-voll, base_g + min(scarcity_g, 0) - h)
     p_high_g = min(voll, base_g + max(scarcity_g, 0) + h),   h = band_fraction * price
 
 So with no binding limit the band brackets the supply cost symmetrically (homes quote the
 demand range around the price they would pay), and a binding limit raises ``p_high`` by its
-scarcity rent so that ``Lmin`` is the demand at the scarcity price.
+scarcity rent so that ``Lmin`` is the demand at the scarcity price. An over-voltage from
+reverse flow makes the voltage component negative and can take ``p_low`` below zero, down to
+``-voll``: at a negative price the homes soak up export and curtail their PV, which is what
+relieves it.
 """
 
 from __future__ import annotations
@@ -174,6 +177,7 @@ def price_bands(
     base = weights.T @ (energy + loss)
     scarcity = weights.T @ (congestion + voltage)
     h = band_fraction * price
-    p_low = np.maximum(0.0, base + np.minimum(scarcity, 0.0) - h)
+    # negative where export must be curtailed: homes then curtail PV at Lmax
+    p_low = np.maximum(-voll, base + np.minimum(scarcity, 0.0) - h)
     p_high = np.minimum(voll, base + np.maximum(scarcity, 0.0) + h)
     return p_low, np.maximum(p_high, p_low)

@@ -226,10 +226,17 @@ def battery_limits(p: SmartHomeParams, e: np.ndarray, dt_h: float) -> tuple[np.n
 
 
 def battery_candidates(
-    p: SmartHomeParams, e: np.ndarray, nodes: np.ndarray, dt_h: float, deg_usd_per_kwh: float
+    p: SmartHomeParams,
+    e: np.ndarray,
+    nodes: np.ndarray,
+    dt_h: float,
+    deg_usd_per_kwh: float,
+    max_discharge_kw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Powers reaching each SOC node, plus idle, full discharge and full charge.
 
+    ``max_discharge_kw`` (per home, >= 0) caps the discharge below the power limit: a
+    battery that may not export discharges at most the home's own net load.
     Returns ``(x, e_next, viol, extra_cost, valid)`` with a trailing candidate axis
     (G nodes first); ``extra_cost`` is the degradation cost in $.
     """
@@ -240,8 +247,12 @@ def battery_candidates(
     de = nb - e[..., None]
     xn = np.where(de >= 0, de / (eta * dt_h), de * eta / dt_h)
     ok = np.abs(xn) <= _col(p.bat_kw, nd + 1) + 1e-9
-    xn = np.where(ok, xn, 0.0)
     dis, ch = battery_limits(p, e, dt_h)
+    if max_discharge_kw is not None:
+        cap = np.asarray(max_discharge_kw, dtype=float)
+        dis = np.minimum(dis, cap)
+        ok &= xn >= -cap[..., None] - 1e-9
+    xn = np.where(ok, xn, 0.0)
     ends = np.stack([np.zeros_like(e), -dis, ch], axis=-1)
     x = np.concatenate([xn, ends], axis=-1)
     e_next = np.concatenate(

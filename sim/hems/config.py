@@ -175,7 +175,11 @@ class FleetConfig:
     state. ``retrain_daily`` retrains at the first slot of each simulated
     day with that day's forecast. ``battery_degradation_usd_per_kwh`` is
     charged on battery throughput; the usable SOC range is
-    [``soc_min``, ``soc_max``] of the capacity.
+    [``soc_min``, ``soc_max``] of the capacity. ``battery_export`` False
+    forbids feeding battery energy to the grid (a common interconnection
+    rule): the battery then discharges at most the home's non-controllable
+    load minus PV. Training keeps the export-free value of stored energy
+    (it is used in the evening, when own load exceeds PV).
     """
 
     seed: int = 0
@@ -193,6 +197,7 @@ class FleetConfig:
     battery_degradation_usd_per_kwh: float = 0.02
     soc_min: float = 0.1
     soc_max: float = 0.95
+    battery_export: bool = True
     n_train_days: int = 6
     n_price_samples: int = 4
     n_state_points: int = 31
@@ -232,8 +237,9 @@ class FleetConfig:
         sd = _finite("temp_forecast_sd_c", self.temp_forecast_sd_c)
         if not 0.0 <= sd <= 10.0:
             raise HEMSConfigError("temp_forecast_sd_c", f"must be in [0, 10], got {sd}")
-        if not isinstance(self.retrain_daily, bool):
-            raise HEMSConfigError("retrain_daily", "must be true or false")
+        for flag in ("retrain_daily", "battery_export"):
+            if not isinstance(getattr(self, flag), bool):
+                raise HEMSConfigError(flag, "must be true or false")
         if _finite("battery_degradation_usd_per_kwh", self.battery_degradation_usd_per_kwh) < 0:
             raise HEMSConfigError("battery_degradation_usd_per_kwh", "must be >= 0")
         smin, smax = _finite("soc_min", self.soc_min), _finite("soc_max", self.soc_max)

@@ -30,9 +30,9 @@ gains and hot-water draw exactly (one-slot-ahead perfect forecast); beyond
 the next slot it only uses the trained value functions.
 
 Records (``fleet.records[name]``, arrays (homes, slots), NaN where not
-applicable): import_kw, q_kvar, pv_kw, load_kw, battery_kw, hvac_kw, wh_kw,
-soc_kwh, t_in_c, tank_c (states at the end of the slot), comfort_violation_c,
-cap_kw, cap_violation_kw, lmin_kw, lmax_kw, price_usd_per_kwh, draw_l.
+applicable): import_kw, q_kvar, pv_kw (output after curtailment), pv_curtailed_kw,
+load_kw, battery_kw, hvac_kw, wh_kw, soc_kwh, t_in_c, tank_c (states at the end of the
+slot), comfort_violation_c, cap_kw, cap_violation_kw, lmin_kw, lmax_kw, price_usd_per_kwh, draw_l.
 ``fleet.occupancy`` (homes, slots) is the ground-truth mean number of active
 occupants per slot for every home.
 """
@@ -85,6 +85,7 @@ RECORD_NAMES = (
     "import_kw",
     "q_kvar",
     "pv_kw",
+    "pv_curtailed_kw",
     "load_kw",
     "battery_kw",
     "hvac_kw",
@@ -403,6 +404,11 @@ class HEMSFleet:
             gain_kw=self.gain_kw[:, slot],
             mode=self.mode[:, slot],
             draw_l=self.draw_l[si, slot],
+            # without export the battery only covers the home's own net load (load minus PV)
+            max_discharge_kw=None
+            if self.config.battery_export
+            else np.maximum(self.base_kw(slot)[si], 0.0),
+            pv_kw=self.pv_kw[si, slot],
         )
         state = {"bat": self.soc_kwh, "hvac": self.t_in_c, "wh": self.tank_c}
         cfg = self.config
@@ -471,9 +477,10 @@ class HEMSFleet:
             opts = self._options if self._options is not None else self._smart_options(slot)
             x, _ = capped_response(opts, price_arr[si], base[si], cap[si], self.dt_h)
             x = {d: v.copy() for d, v in x.items()}
-            # cap below the smallest comfort-keeping import: shed WH, then HVAC
-            excess = base[si] + x["bat"] + x["hvac"] + x["wh"] - cap[si]
-            for d in ("wh", "hvac"):
+            # cap below the smallest comfort-keeping import: undo PV curtailment, then shed
+            # WH, then HVAC
+            excess = base[si] + sum(x.values()) - cap[si]
+            for d in ("pv", "wh", "hvac"):
                 cut = np.clip(excess, 0.0, x[d])
                 x[d] -= cut
                 excess -= cut
@@ -491,7 +498,8 @@ class HEMSFleet:
                 + np.maximum(tank - p.tank_high_c, 0)
             )
             self.soc_kwh, self.t_in_c, self.tank_c = soc, t_in, tank
-            imp[si] = base[si] + x["bat"] + x["hvac"] + x["wh"]
+            imp[si] = base[si] + sum(x.values())
+            rec["pv_curtailed_kw"][si, slot] = x["pv"]
             viol_c[si] = np.where(v > VIOLATION_TOL_C, v, 0.0)  # drop float rounding
             for d, name in (("bat", "battery_kw"), ("hvac", "hvac_kw"), ("wh", "wh_kw")):
                 rec[name][si, slot] = x[d]
@@ -504,7 +512,8 @@ class HEMSFleet:
         q = q_kw * np.tan(np.arccos(self.power_factor))
         rec["import_kw"][:, slot] = imp
         rec["q_kvar"][:, slot] = q
-        rec["pv_kw"][:, slot] = self.pv_kw[:, slot]
+        curtailed = np.nan_to_num(rec["pv_curtailed_kw"][:, slot])
+        rec["pv_kw"][:, slot] = self.pv_kw[:, slot] - curtailed
         rec["load_kw"][:, slot] = self.load_kw[:, slot]
         rec["draw_l"][:, slot] = self.draw_l[:, slot]
         rec["comfort_violation_c"][:, slot] = viol_c

@@ -81,6 +81,8 @@ class ExoSlot:
     gain_kw: np.ndarray
     mode: np.ndarray
     draw_l: np.ndarray
+    max_discharge_kw: np.ndarray | None = None  # per home; None: the battery may export
+    pv_kw: np.ndarray | None = None  # per home: PV output the inverter may curtail
 
 
 @dataclass
@@ -211,7 +213,9 @@ def build_options(
 ) -> dict[str, Options]:
     """Candidate actions of each device with their non-price cost ``f`` (H, K)."""
     cands = {
-        "bat": battery_candidates(params, state["bat"], nodes["bat"], dt_h, deg_usd_per_kwh),
+        "bat": battery_candidates(
+            params, state["bat"], nodes["bat"], dt_h, deg_usd_per_kwh, exo.max_discharge_kw
+        ),
         "hvac": hvac_candidates(
             params, state["hvac"], exo.t_out_c, exo.gain_kw, exo.mode, nodes["hvac"], dt_h
         ),
@@ -224,7 +228,22 @@ def build_options(
         )
         f = extra + COMFORT_PENALTY_USD_PER_C * viol + vals
         out[dev] = Options(x=x, nxt=nxt, viol=viol, f=f, admissible=_admissible(viol, valid))
+    if exo.pv_kw is not None:
+        out["pv"] = pv_curtailment_options(exo.pv_kw)
     return out
+
+
+def pv_curtailment_options(pv_kw: np.ndarray) -> Options:
+    """Curtailing PV (kW, counted as added import): none or all of this slot's output.
+
+    PV has no state and no running cost, so a home curtails only at a negative price,
+    where exporting costs money; under a cap the Lagrangian mix of ``capped_response``
+    curtails just enough. Mixing 0 and all gives any amount in between.
+    """
+    pv = np.maximum(np.asarray(pv_kw, dtype=float), 0.0)
+    x = np.stack([np.zeros_like(pv), pv], axis=1)
+    zeros = np.zeros_like(x)
+    return Options(x=x, nxt=zeros, viol=zeros, f=zeros, admissible=np.ones(x.shape, bool))
 
 
 def _pick(opt: Options, price: np.ndarray, dt_h: float) -> np.ndarray:
