@@ -147,15 +147,16 @@ class HomesAgent:
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
         lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
         self.submitted[:] = False
-        for i, client in self.clients.items():
-            if drops[i]:
-                continue
-            client.submit_range(round_, lower_w[i], upper_w[i])
-            self.submitted[i] = True
+        senders = [i for i in self.clients if not drops[i]]
+        if senders:  # one batch: a few blocks per slot, not one round trip per home
+            self._chain().transact_many(
+                [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
+            )
+            self.submitted[senders] = True
 
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
-        sent = 0
+        requests = []
         in_recovery: dict[int, bool] = {}  # one status read per group, not per home
         for i, client in self.clients.items():
             if not self.submitted[i]:
@@ -164,9 +165,13 @@ class HomesAgent:
             if group not in in_recovery:
                 in_recovery[group] = client.agg.status(round_, group) == Status.RECOVERY
             if in_recovery[group] and client.needs_correction(round_):
-                client.send_correction(round_)
-                sent += 1
-        return sent
+                requests.append(client.correction_request(round_))
+        if requests:
+            self._chain().transact_many(requests)
+        return len(requests)
+
+    def _chain(self):
+        return next(iter(self.clients.values())).agg.chain
 
     def dispatch(self, round_: int) -> None:
         """Read lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin and run the slot."""

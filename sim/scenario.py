@@ -91,8 +91,10 @@ class TimeSpec(_Strict):
 
 
 class ChainSpec(_Strict):
-    backend: Literal["embedded", "rpc"] = Field(
-        default="embedded", description="embedded eth-tester, or any JSON-RPC node at url"
+    backend: Literal["embedded", "revm", "rpc"] = Field(
+        default="embedded",
+        description="embedded eth-tester (py-evm); revm: embedded Rust EVM (pyrevm), same gas, "
+        "several times faster; or any JSON-RPC node at url",
     )
     url: str | None = None
     block_time_s: int = Field(default=2, ge=1)

@@ -167,7 +167,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
 
 def _connect(scenario: Scenario) -> Chain:
     spec = scenario.chain
-    return connect("rpc", spec.url) if spec.backend == "rpc" else connect("embedded")
+    return connect("rpc", spec.url) if spec.backend == "rpc" else connect(spec.backend)
 
 
 def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:

@@ -1,4 +1,4 @@
-"""Shared fixtures: chain backends (embedded eth-tester and a hardhat JSON-RPC node)."""
+"""Shared fixtures: chain backends (embedded eth-tester, embedded revm, a hardhat JSON-RPC node)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def hardhat_url():
         yield node.url
 
 
-@pytest.fixture(params=["embedded", pytest.param("hardhat", marks=pytest.mark.node)])
+@pytest.fixture(params=["embedded", "revm", pytest.param("hardhat", marks=pytest.mark.node)])
 def chain(request) -> Chain:
-    """A chain on each backend; tests using it run on both."""
-    if request.param == "embedded":
-        return connect("embedded")
-    return connect("rpc", request.getfixturevalue("hardhat_url"))
+    """A chain on each backend; tests using it run on all three."""
+    if request.param == "hardhat":
+        return connect("rpc", request.getfixturevalue("hardhat_url"))
+    return connect(request.param)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 
 from sim.chain.artifacts import load_artifact
-from sim.chain.connection import Chain
+from sim.chain.connection import Chain, TxRequest
 from sim.chain.masking import (
     FIELDS,
     DSOUnmasker,
@@ -261,10 +261,6 @@ class HomeClient:
             )
         return self._maskers[epoch]
 
-    def _transact(self, name: str, *args, round_: int) -> dict:
-        fn = getattr(self.agg.contract.functions, name)(*args)
-        return self.agg.chain.transact(f"private.{name}", self.account, fn, round_)
-
     def read_price(self, round_: int) -> PriceBand:
         group, _ = self._membership()
         p_low, p_high, deadline = self.agg.call("getPrice", round_, group)
@@ -282,11 +278,20 @@ class HomeClient:
         masker = self._masker(group, epoch)
         return masker.mask(round_, "lower", lower_w), masker.mask(round_, "upper", upper_w)
 
-    def submit_range(self, round_: int, lower_w: int, upper_w: int) -> None:
+    def _request(self, name: str, *args, round_: int) -> TxRequest:
+        fn = getattr(self.agg.contract.functions, name)(*args)
+        return TxRequest(f"private.{name}", self.account, fn, round_)
+
+    def range_request(self, round_: int, lower_w: int, upper_w: int) -> TxRequest:
+        """The masked submitRange transaction, for `Chain.transact_many` over a fleet."""
         if lower_w > upper_w:
             raise ValueError(f"lower bound {lower_w} W exceeds upper bound {upper_w} W")
         words = self.masked_range(round_, lower_w, upper_w)
-        self._transact("submitRange", round_, *words, round_=round_)
+        return self._request("submitRange", round_, *words, round_=round_)
+
+    def submit_range(self, round_: int, lower_w: int, upper_w: int) -> None:
+        request = self.range_request(round_, lower_w, upper_w)
+        self.agg.chain.transact(request.label, self.account, request.fn, round_)
 
     def needs_correction(self, round_: int) -> bool:
         group, index = self._membership()
@@ -300,6 +305,11 @@ class HomeClient:
         Refused when fewer than the minimum group size survived: the sum of the survivors would
         then reveal too much (with one survivor, its own value).
         """
+        request = self.correction_request(round_)
+        self.agg.chain.transact(request.label, self.account, request.fn, round_)
+
+    def correction_request(self, round_: int) -> TxRequest:
+        """The submitCorrection transaction (see `send_correction`), for `Chain.transact_many`."""
         group, index = self._membership()
         subs = self.agg.submissions(round_, group)
         if subs.count < self.agg.min_group_size:
@@ -313,7 +323,7 @@ class HomeClient:
         dropped = [i for i in members if not subs.submitted(i)]
         masker = self._masker(group, subs.epoch)
         words = [masker.correction(round_, f, dropped) for f in FIELDS]
-        self._transact("submitCorrection", round_, *words, round_=round_)
+        return self._request("submitCorrection", round_, *words, round_=round_)
 
     def read_lambda(self, round_: int) -> float:
         return self.agg.call("getLambda", round_) / LAMBDA_SCALE

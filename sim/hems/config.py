@@ -178,8 +178,9 @@ class FleetConfig:
     [``soc_min``, ``soc_max``] of the capacity. ``battery_export`` False
     forbids feeding battery energy to the grid (a common interconnection
     rule): the battery then discharges at most the home's non-controllable
-    load minus PV. Training keeps the export-free value of stored energy
-    (it is used in the evening, when own load exceeds PV).
+    load minus PV. The value functions are trained as if the battery could
+    export; that overstates stored energy only when the home's own evening
+    load is smaller than what the battery holds.
     """
 
     seed: int = 0
