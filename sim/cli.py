@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     demo = sub.add_parser("demo", help="on-chain protocol demo: private vs seed contract")
     demo.add_argument("-o", "--output", default="results/demo")
-    demo.add_argument("--backend", choices=["embedded", "rpc"], default="embedded")
+    demo.add_argument("--backend", choices=["embedded", "revm", "rpc"], default="embedded")
     demo.add_argument("--rpc-url", default=None, help="JSON-RPC url for --backend rpc")
     demo.set_defaults(func=_demo)
     return parser
