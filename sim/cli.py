@@ -1,4 +1,5 @@
-"""The `blockhems` command line: run, plot and validate scenarios; the on-chain demo."""
+"""The `blockhems` command line: run, plot and validate scenarios; the on-chain demo; the
+privacy measurement (occupancy-inference attack on both contracts)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from sim.scenario import DEFAULT_SCENARIO, ScenarioError
+from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
+from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR, ScenarioError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,6 +88,53 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.exact else 1
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from sim.privacy.attacker import AttackError
+    from sim.privacy.experiment import ExperimentError, run_privacy, write_report
+    from sim.privacy.observers import ObserverError
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    out_dir = Path(args.output or f"results/privacy-{scenario.name}")
+    print(
+        f"blockhems: privacy of scenario {scenario.name} over {args.days} days, both contracts "
+        f"-> {out_dir}"
+    )
+    start = time.perf_counter()
+
+    def progress(slot: int, n_slots: int) -> None:
+        if not args.quiet and (slot + 1) % max(1, n_slots // 20) == 0:
+            print(f"  slot {slot + 1}/{n_slots} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    try:
+        report = run_privacy(scenario, args.days, args.train_days, args.lambda_, progress=progress)
+    except (ExperimentError, AttackError, ObserverError) as exc:
+        print(f"blockhems: {exc}", file=sys.stderr)
+        return 1
+    files = write_report(report, out_dir)
+    print(f"{'attacker':78s} {'bal. acc. [95 % CI]':>22s} {'AUC [95 % CI]':>22s}")
+    for r in report.results:
+        s = r.scores
+        ba, auc = s.balanced_accuracy_ci, s.auc_ci
+        print(
+            f"{r.label:78s} {s.balanced_accuracy:.3f} [{ba[0]:.3f}, {ba[1]:.3f}] "
+            f"  {s.auc:.3f} [{auc[0]:.3f}, {auc[1]:.3f}]"
+        )
+    prior, dso = report.result("prior", "", True), report.result("dso", "private", True)
+    for group, size in report.group_sizes.items():
+        if group in prior.by_group and group in dso.by_group:
+            print(
+                f"group {group} ({size} homes): AUC hour of day only "
+                f"{prior.by_group[group]['auc']:.3f}, DSO's sums + hour "
+                f"{dso.by_group[group]['auc']:.3f}"
+            )
+    print(f"verdict: {report.verdict()}")
+    failed = [name for name, ok in report.checks.items() if not ok]
+    print(f"consistency checks: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}")
+    print(f"wrote {', '.join(str(f) for f in files)} in {time.perf_counter() - start:.0f} s")
+    return 0 if not failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blockhems", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", choices=["embedded", "revm", "rpc"], default="embedded")
     demo.add_argument("--rpc-url", default=None, help="JSON-RPC url for --backend rpc")
     demo.set_defaults(func=_demo)
+    privacy = sub.add_parser(
+        "privacy",
+        help="occupancy-inference attack on the seed and the private contract (same homes, days)",
+    )
+    privacy.add_argument(
+        "scenario",
+        nargs="?",
+        default=str(SCENARIOS_DIR / "quick.yaml"),
+        help="scenario YAML (scenarios/quick.yaml); its whole days from midnight are run",
+    )
+    privacy.add_argument("-o", "--output", default=None, help="folder (results/privacy-<name>)")
+    privacy.add_argument(
+        "--days", type=int, default=DEFAULT_DAYS, help=f"whole days to run (>= 2; {DEFAULT_DAYS})"
+    )
+    privacy.add_argument(
+        "--train-days", type=int, default=None, help="days the attacker trains on (days // 2)"
+    )
+    privacy.add_argument(
+        "--lambda",
+        dest="lambda_",
+        metavar="LAMBDA",
+        type=float,
+        default=DEFAULT_LAMBDA,
+        help=f"dispatch factor posted every round ({DEFAULT_LAMBDA})",
+    )
+    privacy.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    privacy.set_defaults(func=_privacy)
     return parser
 
 

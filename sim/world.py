@@ -133,16 +133,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
 
     start = time.perf_counter()
     chain = chain or _connect(scenario)
-    home_ids = sorted(h for members in groups.values() for h in members)
-    group_of = {h: g for g, members in groups.items() for h in members}
-    market = setup_market(
-        chain,
-        [group_of[h] for h in home_ids],
-        seed=f"{scenario.name}/{scenario.homes.seed}",
-        min_group_size=scenario.aggregation.min_group_size,
-        recovery_period_s=scenario.chain.recovery_s,
-    )
-    clients = dict(zip(home_ids, market.homes, strict=True))
+    market, clients = open_market(scenario, chain, groups)
     t0 = chain.now() + 60
     setup_s["chain"] = time.perf_counter() - start
 
@@ -163,6 +154,21 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     )
     homes_agent.warm_up(np.asarray(day_price[: t.first_slot]))
     return Parts(scenario, schedule, grid_feeder, dso_agent, homes_agent, chain, t0, setup_s)
+
+
+def open_market(scenario: Scenario, chain: Chain, groups: dict[int, list[int]]):
+    """Deploy the contract, register every HEMS home in its group; returns the market and
+    each home's chain client by home id."""
+    home_ids = sorted(h for members in groups.values() for h in members)
+    group_of = {h: g for g, members in groups.items() for h in members}
+    market = setup_market(
+        chain,
+        [group_of[h] for h in home_ids],
+        seed=f"{scenario.name}/{scenario.homes.seed}",
+        min_group_size=scenario.aggregation.min_group_size,
+        recovery_period_s=scenario.chain.recovery_s,
+    )
+    return market, dict(zip(home_ids, market.homes, strict=True))
 
 
 def _connect(scenario: Scenario) -> Chain:
