@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -26,11 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from markdown_section import write_section  # noqa: E402
+
 from sim.chain.connection import Chain, connect  # noqa: E402
 from sim.chain.market import Market, setup_market  # noqa: E402
 from sim.chain.node import HardhatNode, node_unavailable_reason  # noqa: E402
 
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 COMMAND = ".venv/bin/python benchmarks/chain.py --write --json"
 DEADLINE_S = 3_600
 MODES = ("sequential", "batched")
@@ -116,13 +116,6 @@ def markdown(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"<!-- chain:start -->.*?<!-- chain:end -->", re.S)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--homes", type=int, default=55, help="homes (one submission each)")
@@ -152,7 +145,7 @@ def main() -> None:
     section = markdown(fig, args)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, "chain")
     if args.json:
         flat = {f"{b}.{k}": v for b, f in fig.items() for k, v in f.items()}
         flat.update(homes=args.homes, group_size=args.group_size, rounds=args.rounds)

@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -22,11 +21,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from markdown_section import write_section  # noqa: E402
+
 from sim.chain.connection import connect  # noqa: E402
 from sim.chain.demo import run_protocol_demo  # noqa: E402
 from sim.chain.node import HardhatNode, node_unavailable_reason  # noqa: E402
 
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 COMMAND = ".venv/bin/python benchmarks/gas.py --write --json"
 GROUPS = (10, 10)
 ROUNDS = 5
@@ -88,13 +88,6 @@ def markdown(fig: dict[str, float], backends: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"<!-- gas:start -->.*?<!-- gas:end -->", re.S)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
@@ -112,7 +105,7 @@ def main() -> None:
     section = markdown(fig, list(runs))
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, "gas")
     if args.json:
         print(json.dumps(fig, sort_keys=True))
 

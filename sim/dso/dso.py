@@ -283,8 +283,8 @@ class DSO:
             b = e.T @ (delta * (hi_p - lo_p))
             prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
             lam, welfare, feasible = prob.solve()
-            lam, ac = self._ac_backing_off(lam, e, dispatch, slot)
-            p_d, q_d = dispatch(e @ lam)
+            lam, p_d, q_d, ac = self._ac_backing_off(lam, e, dispatch, slot)
+            welfare = float(a @ lam - 0.5 * b @ lam**2)  # of the lambda actually checked
             v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
             violations, loading, _ = self._check(ac, lim)
             if not feasible:
@@ -321,13 +321,15 @@ class DSO:
 
     def _ac_backing_off(
         self, lam: np.ndarray, e: np.ndarray, dispatch, slot: int | None
-    ) -> tuple[np.ndarray, PowerFlowResult]:
-        """The AC power flow at ``lam``; where it diverges (the linear model proposed a point
-        beyond voltage collapse), at lambda scaled back towards 0 until it converges."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PowerFlowResult]:
+        """(lambda, site p kW, site q kvar, AC result) at ``lam``; where the power flow
+        diverges (the linear model proposed a point beyond voltage collapse), at lambda
+        scaled back towards 0 until it converges."""
         for factor in (1.0, 0.75, 0.5, 0.25, 0.0):
             trial = lam * factor
+            p_d, q_d = dispatch(e @ trial)
             try:
-                return trial, self._ac(*dispatch(e @ trial), slot)
+                return trial, p_d, q_d, self._ac(p_d, q_d, slot)
             except PowerFlowError:
                 continue
         raise DSOError(
