@@ -57,7 +57,6 @@ class HomesSpec(_Strict):
         default=False,
         description="may batteries feed the grid (false: they cover only the home's own load)",
     )
-    power_factor: float = Field(default=0.95, gt=0.0, le=1.0)
 
 
 class TimeSpec(_Strict):
@@ -132,6 +131,11 @@ class DSOSpec(_Strict):
         "how each group's total spreads over its homes, forecast errors, linearization",
     )
     i_margin_pct: float = Field(default=0.5, ge=0.0, lt=50.0, description="same for ampacity")
+    ac_engine: Literal["pgm", "pandapower"] = Field(
+        default="pgm",
+        description="engine of the DSO's own AC checks: power-grid-model (fast) or pandapower "
+        "runpp_3ph (the grid simulator's engine)",
+    )
     energy_price_usd_per_kwh: list[float] = Field(
         default_factory=lambda: [0.12], description="substation price: one value or 24 hourly"
     )

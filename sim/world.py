@@ -125,7 +125,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         v_margin_pu=spec.v_margin_pu,
         i_margin_pct=spec.i_margin_pct,
     )
-    dso = DSO(dso_feeder, limits=limits, groups=groups)
+    dso = DSO(dso_feeder, limits=limits, groups=groups, ac_engine=spec.ac_engine)
     profile = load_research_profile_kw(t.day_of_year, t.days, t.slot_s, fleet.weather.ghi_w_m2)
     sizes = [len(groups[int(g)]) for g in dso.group_ids]
     forecaster = DSOForecaster(dso_feeder, fleet.smart, dso.weights, sizes, profile)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from grid_models import build_feeder, run_power_flow
-from sim.dso import DSO
+from sim.dso import DSO, DSOError
 
 PRICE = 0.12
 
@@ -155,3 +155,25 @@ def test_export_at_low_lambda_raises_lambda_to_the_least_violating_point(case):
     assert ac0.vm_pu[np.isin(ac0.bus, dso.model.lv_buses)].max() > 1.02  # lambda = 0 violates
     assert res.lam > 0.05
     assert not res.infeasible and res.ac_ok
+
+
+def test_pgm_ac_engine_clears_the_same_lambda_as_pandapower():
+    """The EU LV slot above, with the DSO's AC checks on power-grid-model: the binding trunk
+    limit gives the same lambda and the same AC loading within the engines' agreement."""
+    f = build_feeder("ieee_eu_lv")
+    results = []
+    for engine in ("pandapower", "pgm"):
+        dso = DSO(f, ac_engine=engine)
+        s1 = dso.stage1(f.site_totals(np.full(f.n_homes, 1.5)), PRICE)
+        n = f.zones.n_homes.to_numpy()
+        results.append(dso.stage2(1.0 * n, 3.0 * n, s1.p_low, s1.p_high, np.zeros(f.n_sites)))
+    pp_res, pgm_res = results
+    assert pgm_res.ac_ok
+    assert pgm_res.lam == pytest.approx(pp_res.lam, abs=2e-3)
+    assert pgm_res.line_loading_pct.max() == pytest.approx(pp_res.line_loading_pct.max(), abs=0.5)
+    np.testing.assert_allclose(pgm_res.vm_pu, pp_res.vm_pu, atol=2e-3)
+
+
+def test_unknown_ac_engine_is_named():
+    with pytest.raises(DSOError, match="ac_engine must be 'pandapower' or 'pgm', got 'matpower'"):
+        DSO(build_feeder("small"), ac_engine="matpower")

@@ -23,6 +23,7 @@ from sim.chain.masking import (
     PrivacyError,
     public_key_bytes,
 )
+from sim.chain.views import ViewCaller
 
 CONTRACT_NAME = "PrivateAggregation"
 LAMBDA_SCALE = 1_000_000
@@ -97,6 +98,7 @@ class PrivateAggregation:
             address=address, abi=load_artifact(CONTRACT_NAME)["abi"]
         )
         self.address = self.contract.address
+        self._view = ViewCaller(chain.w3.provider, self.address, self.contract.abi, self._web3_call)
         self.min_group_size = int(self.contract.functions.minGroupSize().call())
         self.recovery_period_s = int(self.contract.functions.recoveryPeriod().call())
         self._members: dict[tuple[int, int], dict[int, MemberInfo]] = {}
@@ -127,6 +129,10 @@ class PrivateAggregation:
         return cls(chain, deployed.address)
 
     def call(self, name: str, *args):
+        """A view function's answer (web3's formats); a refusal raises ContractRevert."""
+        return self._view(name, *args)
+
+    def _web3_call(self, name: str, *args):
         return self.chain.call(f"private.{name}", getattr(self.contract.functions, name)(*args))
 
     def status(self, round_: int, group: int) -> Status:
