@@ -29,7 +29,7 @@ from markdown_section import write_section  # noqa: E402
 
 from sim.chain.connection import Chain, connect  # noqa: E402
 from sim.chain.market import Market, setup_market  # noqa: E402
-from sim.chain.node import HardhatNode, node_unavailable_reason  # noqa: E402
+from sim.chain.node import HardhatNode, RevmNode, node_unavailable_reason  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/chain.py --write --json"
 DEADLINE_S = 3_600
@@ -122,7 +122,9 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per mode")
     parser.add_argument(
-        "--backends", default="embedded,revm,hardhat", help="comma list of embedded,revm,hardhat"
+        "--backends",
+        default="embedded,revm,revm-node,hardhat",
+        help="comma list of embedded,revm,revm-node (revm over JSON-RPC),hardhat",
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
@@ -138,6 +140,11 @@ def main() -> None:
             with HardhatNode() as node:
                 fig[backend] = measure(
                     connect("rpc", node.url), args.homes, args.group_size, args.rounds
+                )
+        elif backend == "revm-node":  # the revm chain served by `python -m sim.chain.revm_node`
+            with RevmNode() as node:
+                fig[backend] = measure(
+                    connect("rpc", node.url, shared=True), args.homes, args.group_size, args.rounds
                 )
         else:
             fig[backend] = measure(connect(backend), args.homes, args.group_size, args.rounds)

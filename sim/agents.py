@@ -103,9 +103,10 @@ class DSOAgent:
 
 
 class HomesAgent:
-    """A fleet of homes (all or a shard) on the chain.
+    """A fleet of homes on the chain: the whole fleet's model, the chain work of `clients`.
 
-    `clients` maps a home index (fleet order) to its chain client; only HEMS homes have one.
+    `clients` maps a home index (fleet order) to its chain client; only HEMS homes have one,
+    and a shard of the fleet has only its own homes' clients.
     `slot_offset` maps a round to the fleet's slot index (the run may start mid-day).
     """
 
@@ -116,9 +117,18 @@ class HomesAgent:
         slot_offset: int,
         dropout_probability: float = 0.0,
         seed: int = 0,
+        groups: dict[int, list[int]] | None = None,
     ) -> None:
         self.fleet = fleet
         self.clients = clients
+        # every HEMS home by group (default: the clients' groups); a shard models the whole
+        # fleet, so it reads every group's public band, not only its own homes'
+        if groups is None:
+            groups = {}
+            for i, client in clients.items():
+                groups.setdefault(client.group, []).append(i)
+        self.groups = {int(g): [int(h) for h in members] for g, members in groups.items()}
+        self.group_of = {h: g for g, members in self.groups.items() for h in members}
         self.slot_offset = slot_offset
         self.dropout_probability = dropout_probability
         self._rng = np.random.default_rng(seed)
@@ -135,24 +145,22 @@ class HomesAgent:
     def submit(self, round_: int) -> None:
         """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
         slot = round_ + self.slot_offset
-        bands: dict[int, tuple[float, float]] = {}
-        for i, client in self.clients.items():
-            # Every home reads its own group's public band; cache per group to save calls.
-            group = client.group
-            if group not in bands:
-                band = client.read_price(round_)
-                bands[group] = (band.p_low, band.p_high)
-            self.p_low[i], self.p_high[i] = bands[group]
+        agg = next(iter(self.clients.values())).agg
+        for group, members in self.groups.items():  # public: one read per group
+            band = agg.price_band(round_, group)
+            self.p_low[members], self.p_high[members] = band.p_low, band.p_high
         self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
+        # Drawn for the whole fleet, so that every shard draws the same dropouts.
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
         lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
-        self.submitted[:] = False
         senders = [i for i in self.clients if not drops[i]]
         if senders:  # one batch: a few blocks per slot, not one round trip per home
             self._chain().transact_many(
                 [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
             )
-            self.submitted[senders] = True
+        # Every HEMS home not dropped submits (this shard's and the others'; a refused batch
+        # raised above), so the fleet's figures are the same in every shard.
+        self.submitted[:] = self.fleet.smart & ~drops
 
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""

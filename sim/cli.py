@@ -16,10 +16,22 @@ from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR, ScenarioError
 def _run(args: argparse.Namespace) -> int:
     from sim.plots import plot_results
     from sim.results import summarize
-    from sim.scenario import load_scenario
+    from sim.scenario import load_scenario, override
     from sim.world import run_scenario
 
     scenario = load_scenario(args.scenario)
+    changes = {
+        key: value
+        for key, value in (
+            ("chain.backend", args.backend),
+            ("chain.url", args.url),
+            ("homes.shards", args.shards),
+        )
+        if value is not None
+    }
+    if changes:
+        shown = ", ".join(f"{k}={v}" for k, v in changes.items())
+        scenario = override(scenario, changes, f"command-line options ({shown})")
     out_dir = Path(args.output or f"results/{scenario.name}")
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
     outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
@@ -142,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO))
     run.add_argument("-o", "--output", default=None, help="results folder (results/<name>)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--backend",
+        choices=["embedded", "revm", "hardhat", "rpc"],
+        default=None,
+        help="override chain.backend (hardhat: start a local hardhat node for the run)",
+    )
+    run.add_argument("--url", default=None, help="override chain.url (JSON-RPC node, for rpc)")
+    run.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="override homes.shards: HEMS fleet processes (needs revm, hardhat or rpc)",
+    )
     run.set_defaults(func=_run)
     plot = sub.add_parser("plot", help="(re)draw the plots of a results folder")
     plot.add_argument("results")

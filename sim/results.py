@@ -38,6 +38,7 @@ class ResultsWriter:
         for table in TABLES:
             (self.out_dir / f"{table}.csv").unlink(missing_ok=True)
         (self.out_dir / "scenario.yaml").write_text(dump_scenario(scenario))
+        self.step_s: dict[str, float] = {}  # wall seconds reported by simulator processes
 
     def append(self, table: str, rows: pd.DataFrame | list[dict]) -> None:
         if table not in TABLES:

@@ -57,6 +57,13 @@ class HomesSpec(_Strict):
         default=False,
         description="may batteries feed the grid (false: they cover only the home's own load)",
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HEMS fleet split by aggregation group over this many mosaik simulator "
+        "processes (1: in the main process); more than 1 needs a chain other processes reach",
+    )
 
 
 class TimeSpec(_Strict):
@@ -90,10 +97,11 @@ class TimeSpec(_Strict):
 
 
 class ChainSpec(_Strict):
-    backend: Literal["embedded", "revm", "rpc"] = Field(
+    backend: Literal["embedded", "revm", "hardhat", "rpc"] = Field(
         default="embedded",
         description="embedded eth-tester (py-evm); revm: embedded Rust EVM (pyrevm), same gas, "
-        "several times faster; or any JSON-RPC node at url",
+        "several times faster; hardhat: a local hardhat node the run starts and stops; or any "
+        "JSON-RPC node at url",
     )
     url: str | None = None
     block_time_s: int = Field(default=2, ge=1)
@@ -182,6 +190,16 @@ class Scenario(_Strict):
     outputs: OutputSpec = OutputSpec()
 
     @model_validator(mode="after")
+    def _shards_reach_the_chain(self) -> Scenario:
+        if self.homes.shards > 1 and self.chain.backend == "embedded":
+            raise ValueError(
+                f"homes.shards = {self.homes.shards}: processes cannot share the embedded "
+                "eth-tester chain; use chain.backend revm (it then runs as a local node), "
+                "hardhat or rpc"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _protocol_fits_slot(self) -> Scenario:
         chain = self.chain
         window = chain.deadline_s + chain.recovery_s + 4 * chain.block_time_s
@@ -207,7 +225,10 @@ def _message(exc: ValidationError) -> str:
             problems.append(f"{where}: required key is missing")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {msg} (got {err.get('input')!r})")
+            if isinstance(err.get("input"), dict):  # a rule across keys: the message names them
+                problems.append(msg if where == "(top)" else f"{where}: {msg}")
+            else:
+                problems.append(f"{where}: {msg} (got {err.get('input')!r})")
     return "; ".join(problems)
 
 
@@ -221,6 +242,19 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(f"{source}: {_message(exc)}") from None
+
+
+def override(scenario: Scenario, changes: dict[str, Any], source: str = "option") -> Scenario:
+    """`scenario` with dotted keys replaced (e.g. {"chain.backend": "hardhat"}), validated
+    again as a whole, so an override that breaks a rule is reported like a bad file."""
+    data = scenario.model_dump(mode="json", exclude_unset=True)
+    for dotted, value in changes.items():
+        *sections, key = dotted.split(".")
+        target = data
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[key] = value
+    return parse_scenario(data, f"scenario {scenario.name} with {source}")
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:

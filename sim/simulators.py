@@ -25,6 +25,7 @@ import mosaik_api_v3
 import numpy as np
 
 PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
+STEP_S = "_step_s"  # records key under which a simulator process reports its wall time
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ class _PhasedSim(mosaik_api_v3.Simulator):
         self.timings: dict[str, float] = {}
 
     def init(self, sid: str, time_resolution: float = 1.0, **params: Any) -> dict:
-        self.schedule = params.pop("schedule")
+        schedule = params.pop("schedule")
+        # a simulator in its own process gets the schedule as a dict (mosaik sends JSON)
+        self.schedule = Schedule(**schedule) if isinstance(schedule, dict) else schedule
         # Wall time per phase, shared with the caller when it passes a dict to fill.
         self.timings = params.pop("timings", {}).setdefault(self.MODEL, {})
         self.setup(**params)
@@ -171,7 +174,8 @@ class DSOSim(_PhasedSim):
 
 
 class HomesSim(_PhasedSim):
-    """A fleet (or shard) of homes: submit, recover, dispatch."""
+    """A fleet (or shard) of homes: submit, recover, dispatch; reports the demand of
+    `home_ids` (fleet indices) to the grid."""
 
     MODEL = "Homes"
     ATTRS = ["clock", "p_kw", "q_kvar", "records", "done"]
@@ -187,12 +191,9 @@ class HomesSim(_PhasedSim):
             self.agent.recover(round_)
         else:
             self.agent.dispatch(round_)
-            self.outputs["p_kw"] = dict(
-                zip(self.home_ids, self.agent.import_kw.tolist(), strict=True)
-            )
-            self.outputs["q_kvar"] = dict(
-                zip(self.home_ids, self.agent.q_kvar.tolist(), strict=True)
-            )
+            p, q = self.agent.import_kw, self.agent.q_kvar
+            self.outputs["p_kw"] = {i: float(p[i]) for i in self.home_ids}
+            self.outputs["q_kvar"] = {i: float(q[i]) for i in self.home_ids}
             self.outputs["records"] = self.table_rows(self.agent, round_)
 
 
@@ -236,6 +237,9 @@ class RecorderSim(_PhasedSim):
         merged: dict[str, list] = {}
         for payload in inputs.get("records", {}).values():
             for table, rows in (payload or {}).items():
+                if table == STEP_S:  # wall seconds a simulator process measured, not a table
+                    self.writer.step_s.update(rows)
+                    continue
                 merged.setdefault(table, []).extend(rows)
         if "slots" in merged:  # every simulator contributes columns to the slot's one row
             row: dict = {}

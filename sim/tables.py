@@ -56,7 +56,11 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
     return {"groups": groups, "dlmp": dlmp, "slots": [slot_row]}
 
 
-def homes_rows(agent: HomesAgent, round_: int) -> dict[str, list[dict]]:
+def homes_rows(
+    agent: HomesAgent, round_: int, home_ids: list[int] | None = None, summary: bool = True
+) -> dict[str, list[dict]]:
+    """Per-home rows of `home_ids` (default: every home) and, with `summary`, the fleet's
+    columns of the slot row (a shard holds the whole fleet's model, so one shard gives them)."""
     fleet = agent.fleet
     slot = round_ + agent.slot_offset
     violation = fleet.records["comfort_violation_c"][:, slot]
@@ -64,7 +68,7 @@ def homes_rows(agent: HomesAgent, round_: int) -> dict[str, list[dict]]:
         {
             "slot": round_,
             "home": int(i),
-            "group": agent.clients[i].group if i in agent.clients else -1,
+            "group": agent.group_of.get(i, -1),
             "smart": bool(fleet.smart[i]),
             "submitted": bool(agent.submitted[i]),
             "p_low_usd_per_kwh": float(agent.p_low[i]),
@@ -76,10 +80,12 @@ def homes_rows(agent: HomesAgent, round_: int) -> dict[str, list[dict]]:
             "q_kvar": float(agent.q_kvar[i]),
             "comfort_violation_c": float(violation[i]),
         }
-        for i in range(fleet.n_homes)
+        for i in (range(fleet.n_homes) if home_ids is None else home_ids)
     ]
+    if not summary:
+        return {"homes": rows}
     smart = fleet.smart
-    summary = {
+    totals = {
         "slot": round_,
         "import_kw": float(agent.import_kw.sum()),
         "hems_lmin_kw": float(agent.lmin_kw[smart].sum()),
@@ -89,7 +95,7 @@ def homes_rows(agent: HomesAgent, round_: int) -> dict[str, list[dict]]:
         "homes_submitted": int(agent.submitted.sum()),
         "comfort_violations": int((violation > 1e-6).sum()),
     }
-    return {"homes": rows, "slots": [summary]}
+    return {"homes": rows, "slots": [totals]}
 
 
 def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str, list[dict]]:

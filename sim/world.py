@@ -8,7 +8,7 @@ wires them into a mosaik World; `run_scenario` does both, runs, and returns a su
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mosaik
@@ -18,17 +18,26 @@ from sim import simulators as sims
 from sim.agents import DSOAgent, HomesAgent
 from sim.chain.connection import Chain, connect
 from sim.chain.market import setup_market
+from sim.chain.node import start_node
 from sim.dso import DSO, DSOLimits
 from sim.forecast import DSOForecaster, load_research_profile_kw
-from sim.hems import FleetConfig, HEMSConfigError, HEMSFleet
+from sim.hems import FleetConfig, HEMSConfigError, HEMSFleet, load_weather, smart_homes
 from sim.results import ResultsWriter
-from sim.scenario import Scenario, ScenarioError, build_scenario_feeder, resolve_scenario
+from sim.scenario import (
+    Scenario,
+    ScenarioError,
+    build_scenario_feeder,
+    dump_scenario,
+    resolve_scenario,
+)
 from sim.tables import dso_rows, grid_rows, homes_rows
 
-SIM_CONFIG = {
+SIM_CONFIG: dict[str, dict[str, str]] = {
     name: {"python": f"sim.simulators:{name}"}
     for name in ("ChainSim", "DSOSim", "HomesSim", "GridSim", "RecorderSim")
 }
+# A shard of the HEMS fleet in its own OS process (mosaik starts it and talks over a socket).
+SIM_CONFIG["HomesShard"] = {"cmd": "%(python)s -m sim.shard %(addr)s"}
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,19 @@ class Flow:
 
 @dataclass
 class Parts:
+    """The plain objects of a run. With `homes.shards` > 1 the fleet lives in the shard
+    processes: `homes_agent` is None and `shards` holds each shard's start parameters."""
+
     scenario: Scenario
     schedule: sims.Schedule
     grid_feeder: object
     dso_agent: DSOAgent
-    homes_agent: HomesAgent
+    homes_agent: HomesAgent | None
     chain: Chain
     t0: int
     setup_s: dict[str, float] = field(default_factory=dict)
+    shards: list[dict] = field(default_factory=list)
+    node: object | None = None  # a node process the run started (stopped by run_scenario)
 
 
 def aggregation_groups(feeder, smart: np.ndarray, min_group_size: int) -> dict[int, list[int]]:
@@ -78,7 +92,7 @@ def aggregation_groups(feeder, smart: np.ndarray, min_group_size: int) -> dict[i
     return groups
 
 
-def _fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
+def _fleet_config(scenario: Scenario, n_homes: int) -> FleetConfig:
     homes, t = scenario.homes, scenario.time
     data = {
         "seed": homes.seed,
@@ -92,9 +106,58 @@ def _fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
         "battery_export": homes.battery_export,
     }
     try:
-        return HEMSFleet(FleetConfig.from_dict(data))
+        return FleetConfig.from_dict(data)
     except HEMSConfigError as exc:
         raise ScenarioError(f"scenario {scenario.name}: homes.{exc}") from None
+
+
+def build_fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
+    """The scenario's HEMS fleet (untrained); the same homes in every process that builds it."""
+    config = _fleet_config(scenario, n_homes)
+    try:
+        return HEMSFleet(config)
+    except HEMSConfigError as exc:
+        raise ScenarioError(f"scenario {scenario.name}: homes.{exc}") from None
+
+
+def day_prices(scenario: Scenario) -> list[float]:
+    """Substation energy price ($/kWh) of every slot from midnight to the run's last slot."""
+    t, spec = scenario.time, scenario.dso
+    return [spec.energy_price(int(s * t.slot_s // 3600)) for s in range(t.first_slot + t.n_slots)]
+
+
+def homes_agent(
+    scenario: Scenario, fleet: HEMSFleet, clients: dict, groups: dict[int, list[int]]
+) -> HomesAgent:
+    """The agent of `clients` (all HEMS homes, or a shard's) in the aggregation `groups`,
+    warmed up to the first slot."""
+    t = scenario.time
+    agent = HomesAgent(
+        fleet,
+        clients,
+        t.first_slot,
+        scenario.chain.dropout_probability,
+        scenario.homes.seed,
+        groups=groups,
+    )
+    agent.warm_up(np.asarray(day_prices(scenario)[: t.first_slot]))
+    return agent
+
+
+def shard_homes(groups: dict[int, list[int]], n_homes: int, n_shards: int) -> list[list[int]]:
+    """Fleet indices per shard: whole aggregation groups, largest first to the shard with the
+    fewest HEMS homes so far; ordinary homes (no chain work) go with shard 0."""
+    if n_shards > len(groups):
+        raise ScenarioError(
+            f"homes.shards = {n_shards} exceeds the {len(groups)} aggregation groups (a shard "
+            "holds whole groups): lower homes.shards"
+        )
+    shards: list[list[int]] = [[] for _ in range(n_shards)]
+    for group in sorted(groups, key=lambda g: (-len(groups[g]), g)):
+        min(shards, key=len).extend(groups[group])
+    in_groups = {h for members in groups.values() for h in members}
+    shards[0].extend(h for h in range(n_homes) if h not in in_groups)
+    return [sorted(s) for s in shards]
 
 
 def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
@@ -106,13 +169,22 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     scenario = resolve_scenario(scenario, grid_feeder)
     setup_s["grid"] = time.perf_counter() - start
 
+    n_homes, sharded = grid_feeder.n_homes, scenario.homes.shards > 1
     start = time.perf_counter()
-    fleet = _fleet(scenario, grid_feeder.n_homes)
-    fleet.train()
+    if sharded:  # the shard processes build and train the fleet
+        config = _fleet_config(scenario, n_homes)
+        fleet, smart = None, smart_homes(config)
+        weather = load_weather(config.weather_file, config.start_day, config.n_days, config.slot_s)
+        ghi_w_m2 = weather.ghi_w_m2
+    else:
+        fleet = build_fleet(scenario, n_homes)
+        fleet.train()
+        smart, ghi_w_m2 = fleet.smart, fleet.weather.ghi_w_m2
     setup_s["hems_training"] = time.perf_counter() - start
 
     t = scenario.time
-    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
+    groups = aggregation_groups(grid_feeder, smart, scenario.aggregation.min_group_size)
+    shards = shard_homes(groups, n_homes, scenario.homes.shards) if sharded else []
     start = time.perf_counter()
     spec = scenario.dso
     ratings = {}
@@ -126,34 +198,58 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         i_margin_pct=spec.i_margin_pct,
     )
     dso = DSO(dso_feeder, limits=limits, groups=groups, ac_engine=spec.ac_engine)
-    profile = load_research_profile_kw(t.day_of_year, t.days, t.slot_s, fleet.weather.ghi_w_m2)
+    profile = load_research_profile_kw(t.day_of_year, t.days, t.slot_s, ghi_w_m2)
     sizes = [len(groups[int(g)]) for g in dso.group_ids]
-    forecaster = DSOForecaster(dso_feeder, fleet.smart, dso.weights, sizes, profile)
+    forecaster = DSOForecaster(dso_feeder, smart, dso.weights, sizes, profile)
     setup_s["dso"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    chain = chain or _connect(scenario)
-    market, clients = open_market(scenario, chain, groups)
-    t0 = chain.now() + 60
-    setup_s["chain"] = time.perf_counter() - start
+    node = None
+    if chain is None:
+        chain, node = open_chain(scenario)
+    try:
+        market, clients = open_market(scenario, chain, groups)
+        t0 = chain.now() + 60
+        setup_s["chain"] = time.perf_counter() - start
 
-    schedule = sims.Schedule(
-        t.slot_s,
-        t.n_slots,
-        scenario.chain.block_time_s,
-        scenario.chain.deadline_s,
-        scenario.chain.recovery_s,
-    )
-    day_price = [
-        spec.energy_price(int(s * t.slot_s // 3600)) for s in range(t.first_slot + t.n_slots)
+        schedule = sims.Schedule(
+            t.slot_s,
+            t.n_slots,
+            scenario.chain.block_time_s,
+            scenario.chain.deadline_s,
+            scenario.chain.recovery_s,
+        )
+        energy_price = day_prices(scenario)[t.first_slot :]
+        dso_agent = DSOAgent(dso, market.dso, forecaster, energy_price, spec.mode, t.slot_s / 3600)
+        agent = None if sharded else homes_agent(scenario, fleet, clients, groups)
+    except BaseException:
+        if node is not None:
+            node.stop()
+        raise
+    hems_ids = sorted(clients)
+    shard_params = [
+        {
+            "scenario_yaml": dump_scenario(scenario),
+            "n_homes": n_homes,
+            "home_ids": homes,
+            "hems_ids": hems_ids,
+            "groups": [[g, members] for g, members in groups.items()],  # JSON keys are strings
+            "url": chain.w3.provider.endpoint_uri,
+            "contract": market.agg.address,
+            "market_seed": market_seed(scenario),
+            "lead": k == 0,
+            "name": f"Homes shard {k}",
+        }
+        for k, homes in enumerate(shards)
     ]
-    energy_price = day_price[t.first_slot :]
-    dso_agent = DSOAgent(dso, market.dso, forecaster, energy_price, spec.mode, t.slot_s / 3600)
-    homes_agent = HomesAgent(
-        fleet, clients, t.first_slot, scenario.chain.dropout_probability, scenario.homes.seed
-    )
-    homes_agent.warm_up(np.asarray(day_price[: t.first_slot]))
-    return Parts(scenario, schedule, grid_feeder, dso_agent, homes_agent, chain, t0, setup_s)
+    parts = Parts(scenario, schedule, grid_feeder, dso_agent, agent, chain, t0, setup_s)
+    parts.shards, parts.node = shard_params, node
+    return parts
+
+
+def market_seed(scenario: Scenario) -> str:
+    """The seed of the run's deterministic accounts and keys (see sim.chain.market)."""
+    return f"{scenario.name}/{scenario.homes.seed}"
 
 
 def open_market(scenario: Scenario, chain: Chain, groups: dict[int, list[int]]):
@@ -164,15 +260,41 @@ def open_market(scenario: Scenario, chain: Chain, groups: dict[int, list[int]]):
     market = setup_market(
         chain,
         [group_of[h] for h in home_ids],
-        seed=f"{scenario.name}/{scenario.homes.seed}",
+        seed=market_seed(scenario),
         min_group_size=scenario.aggregation.min_group_size,
         recovery_period_s=scenario.chain.recovery_s,
     )
     return market, dict(zip(home_ids, market.homes, strict=True))
 
 
-def _connect(scenario: Scenario) -> Chain:
+def open_chain(scenario: Scenario) -> tuple[Chain, object | None]:
+    """The scenario's chain, and the node process started for it (None if none was).
+
+    hardhat starts a local hardhat node; revm with shards runs as a local revm node so that
+    the shard processes reach the same chain; the processes then serialize their batches.
+    """
     spec = scenario.chain
+    shared = scenario.homes.shards > 1
+    if spec.backend == "rpc":
+        return connect("rpc", spec.url, shared=shared), None
+    if spec.backend == "hardhat" or (spec.backend == "revm" and shared):
+        node = start_node(spec.backend)
+        try:
+            return connect("rpc", node.url, shared=shared), node
+        except BaseException:
+            node.stop()
+            raise
+    return connect(spec.backend), None
+
+
+def _connect(scenario: Scenario) -> Chain:
+    """A chain without a node process of the run's own (for callers that keep no node)."""
+    spec = scenario.chain
+    if spec.backend == "hardhat":
+        raise ScenarioError(
+            f"scenario {scenario.name}: chain.backend hardhat needs a node started by "
+            "`blockhems run`; here use revm, embedded, or rpc with the url of a running node"
+        )
     return connect("rpc", spec.url) if spec.backend == "rpc" else connect(spec.backend)
 
 
@@ -193,14 +315,22 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
         slot_offset=t.first_slot,
         table_rows=dso_rows,
     ).DSO()
-    homes = world.start(
-        "HomesSim",
-        schedule=schedule,
-        timings=timings,
-        agent=parts.homes_agent,
-        home_ids=list(range(parts.homes_agent.fleet.n_homes)),
-        table_rows=homes_rows,
-    ).Homes()
+    if parts.homes_agent is not None:
+        homes_shards = [
+            world.start(
+                "HomesSim",
+                schedule=schedule,
+                timings=timings,
+                agent=parts.homes_agent,
+                home_ids=list(range(parts.homes_agent.fleet.n_homes)),
+                table_rows=homes_rows,
+            ).Homes()
+        ]
+    else:  # one process per shard; mosaik passes the parameters over its socket as JSON
+        homes_shards = [
+            world.start("HomesShard", schedule=asdict(schedule), **params).Homes()
+            for params in parts.shards
+        ]
     grid = world.start(
         "GridSim",
         schedule=schedule,
@@ -218,11 +348,13 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
         flows.append(Flow(src.type, dest.type, attrs))
 
     connect(chain, dso, "clock")
-    connect(chain, homes, "clock")
-    for actor in (dso, homes):
+    for homes in homes_shards:
+        connect(chain, homes, "clock")
+    for actor in (dso, *homes_shards):
         connect(actor, chain, "done", time_shifted=True, initial_data={"done": None})
-    connect(homes, grid, "p_kw", "q_kvar")
-    for source in (chain, dso, homes, grid):
+    for homes in homes_shards:
+        connect(homes, grid, "p_kw", "q_kvar")
+    for source in (chain, dso, *homes_shards, grid):
         connect(source, recorder, "records")
     world.blockhems_flows = flows
     return world
@@ -243,12 +375,19 @@ def run_scenario(
     """Run a scenario through mosaik; tables are written slot by slot into `out_dir`."""
     start = time.perf_counter()
     parts = build_parts(scenario, chain)
-    writer = ResultsWriter(Path(out_dir), parts.scenario)
-    timings: dict[str, dict[str, float]] = {}
-    world = build_world(parts, writer, timings=timings)
     try:
-        world.run(until=parts.schedule.end, print_progress=progress, shutdown=False)
+        writer = ResultsWriter(Path(out_dir), parts.scenario)
+        timings: dict[str, dict[str, float]] = {}
+        begun = time.perf_counter()
+        world = build_world(parts, writer, timings=timings)
+        parts.setup_s["mosaik_start"] = time.perf_counter() - begun  # incl. shard processes
+        try:
+            world.run(until=parts.schedule.end, print_progress=progress, shutdown=False)
+        finally:
+            world.shutdown()
     finally:
-        world.shutdown()
+        if parts.node is not None:
+            parts.node.stop()
     step_s = {model: sum(phases.values()) for model, phases in timings.items()}
+    step_s.update(writer.step_s)  # what the shard processes measured
     return RunOutcome(Path(out_dir), time.perf_counter() - start, parts.setup_s, step_s, parts)

@@ -1,4 +1,5 @@
-"""Shared fixtures: chain backends (embedded eth-tester, embedded revm, a hardhat JSON-RPC node)."""
+"""Shared fixtures: chain backends (embedded eth-tester, embedded revm, a hardhat JSON-RPC node)
+and the revm chain served as a JSON-RPC node."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import pytest
 
 from sim.chain.connection import Chain, connect
-from sim.chain.node import HardhatNode, node_unavailable_reason
+from sim.chain.node import HardhatNode, RevmNode, node_unavailable_reason
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -25,6 +26,13 @@ def hardhat_url():
     if reason:
         skip_or_fail(reason)
     with HardhatNode() as node:
+        yield node.url
+
+
+@pytest.fixture(scope="session")
+def revm_node_url():
+    """A revm JSON-RPC node (`python -m sim.chain.revm_node`) shared by the session's tests."""
+    with RevmNode() as node:
         yield node.url
 
 

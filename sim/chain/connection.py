@@ -7,15 +7,26 @@ controlled through `set_time` so the co-simulation can place protocol phases at 
 seconds (eth-tester's time travel, or `evm_mine` with a timestamp as hardhat and the revm
 provider support). `transact_many` sends a batch without waiting for each receipt and, where the
 backend lets the client mine (revm, hardhat), puts the batch into one block.
+
+Several processes can share one node (mosaik runs a simulator per shard of homes): each opens it
+with `connect("rpc", url, shared=True)` and uses its own accounts. Everything that switches the
+node's auto-mining or mines (a batch, `fund`, `set_time`) or sends a transaction then runs under
+an exclusive lock on a file named after the url, so one process's batch is never interleaved
+with another's; the CPU-heavy part of a batch, signing, runs outside the lock, in parallel.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import os
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from eth_abi.exceptions import EncodingError
@@ -24,10 +35,12 @@ from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
 from eth_typing import HexStr
 from eth_utils import get_abi_input_types, keccak
+from hexbytes import HexBytes
+from requests.exceptions import HTTPError
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
-from web3.types import TxParams
+from web3.types import RPCEndpoint, TxParams
 
 from sim.chain.artifacts import decode_revert
 
@@ -95,6 +108,64 @@ class _Batch:
     receipts: dict[bytes, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Signed:
+    """A batch's transaction, signed before the batch takes the node."""
+
+    index: int  # in the batch
+    message: TxParams
+    gas_limit: int
+    raw: bytes  # signed again if an earlier transaction of its sender was refused
+
+
+def chain_lock_path(url: str) -> Path:
+    """The lock file that processes sharing the node at `url` (`connect(..., shared=True)`) take
+    to send, mine and batch; named after the url, so spell the url alike in every process."""
+    digest = hashlib.sha256(url.strip().rstrip("/").lower().encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"blockhems-chain-{digest}.lock"
+
+
+class _FileLock:
+    """An exclusive `flock` on a file, held by one process at a time; re-entrant per object.
+
+    The file is opened per process: an open file inherited through fork would share its lock
+    with the parent, which would then not exclude the child.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            raise ChainError("shared=True needs fcntl.flock, which this platform lacks") from None
+        self.path = path
+        self._flock = fcntl.flock
+        self._exclusive, self._unlock = fcntl.LOCK_EX, fcntl.LOCK_UN
+        self._fd: int | None = None
+        self._pid = 0
+        self._depth = 0
+        self._open()  # fail now, naming the file, rather than at the first batch
+
+    def _open(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise ChainError(f"cannot open the chain's lock file {self.path}: {exc}") from None
+        self._fd, self._pid, self._depth = fd, os.getpid(), 0
+        weakref.finalize(self, os.close, fd)
+
+    def __enter__(self) -> None:
+        if self._pid != os.getpid():
+            self._open()
+        if self._depth == 0:
+            self._flock(self._fd, self._exclusive)
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._flock(self._fd, self._unlock)
+
+
 class BatchRevert(ContractRevert):
     """Transactions of a batch were refused by the contract; the others went through.
 
@@ -117,9 +188,18 @@ class BatchRevert(ContractRevert):
 class Chain:
     """A web3 connection plus local signing, time control and a transaction log."""
 
-    def __init__(self, w3: Web3, backend: Backend, tester: Any = None) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        backend: Backend,
+        tester: Any = None,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
         self.w3 = w3
         self.backend = backend
+        # Held while auto-mining is off, while mining and while sending: an exclusive file lock
+        # when several processes share the node, else nothing.
+        self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
         self.chain_id = w3.eth.chain_id
         self.records: list[TxRecord] = []
         self._tester = tester
@@ -129,6 +209,9 @@ class Chain:
         # the revm provider and hardhat can; eth-tester could, but measured slower (7.0 s vs
         # 2.97 s for 55 transactions) than its auto-mine; other nodes are asked once.
         self._manual_mining: bool | None = {"revm": True, "embedded": False}.get(backend)
+        # Whether to send a batch's transactions, and read its receipts, in one JSON-RPC batch
+        # request each (HTTP nodes; until one refuses batches).
+        self._json_batches = backend == "rpc"
 
     # ------------------------------------------------------------------ accounts
 
@@ -158,12 +241,13 @@ class Chain:
 
     def set_time(self, timestamp: int) -> None:
         """Mine a block at `timestamp` (s); later blocks follow from there."""
-        if timestamp <= self.now():
-            return
-        if self._tester is not None:
-            self._tester.time_travel(timestamp)
-        else:
-            self._rpc("evm_mine", [timestamp])
+        with self._lock:  # another process may mine between the check and the block
+            if timestamp <= self.now():
+                return
+            if self._tester is not None:
+                self._tester.time_travel(timestamp)
+            else:
+                self._rpc("evm_mine", [timestamp])
 
     def advance(self, seconds: int) -> None:
         self.set_time(self.now() + seconds)
@@ -226,6 +310,12 @@ class Chain:
         Blocks: on revm and hardhat auto-mining is switched off for the batch and the batch is
         mined into one block (more only if it exceeds the block gas limit); on eth-tester each
         transaction is auto-mined in its own block, which measured faster there.
+
+        Every transaction is estimated (where its label needs it) and signed first, on the state
+        before the batch; only sending and mining hold the node (the shared lock, see `connect`).
+        To a JSON-RPC node the transactions go in one JSON-RPC batch request, and their receipts
+        come back in one. A sender whose transaction the node refuses has its later ones signed
+        again, with the nonce the refused one left unused.
         """
         if not items:
             return []
@@ -233,33 +323,46 @@ class Chain:
         failures: list[tuple[int, ContractRevert]] = []
         node_errors: list[str] = []
         sent: list[tuple[int, bytes]] = []
-        with self._batch_mining() as batch:
-            for i, item in enumerate(items):
-                sender = item.account.address
-                message = _message(sender, item.fn)
-                gas_limit = self._gas_limits.get(item.label)
-                if gas_limit is None:
-                    try:
-                        estimate = self.w3.eth.estimate_gas(message)
-                    except _REVERTS as exc:
-                        failures.append((i, self._revert(item.label, item.fn, exc)))
-                        continue
-                    gas_limit = self._gas_limits[item.label] = int(estimate * 1.5) + 50_000
-                tx = self._contract_tx(message, gas_limit)
+        # Sign everything before taking the node: signing is the CPU-heavy part, and processes
+        # sharing the node sign their batches in parallel.
+        signed: list[_Signed] = []
+        for i, item in enumerate(items):
+            message = _message(item.account.address, item.fn)
+            gas_limit = self._gas_limits.get(item.label)
+            if gas_limit is None:
                 try:
-                    tx_hash = self.w3.eth.send_raw_transaction(
-                        item.account.sign_transaction(tx).raw_transaction
-                    )
-                except Exception as exc:  # the node refused it: decode a revert, else report
-                    self._nonces.pop(sender, None)  # the nonce was not used
-                    refusal = self._replay(item)
-                    if refusal is not None:
-                        failures.append((i, refusal))
-                    else:
-                        node_errors.append(f"{item.label} from {sender}: {exc}")
+                    estimate = self.w3.eth.estimate_gas(message)
+                except _REVERTS as exc:
+                    failures.append((i, self._revert(item.label, item.fn, exc)))
                     continue
-                batch.hashes.append(tx_hash)
-                sent.append((i, tx_hash))
+                gas_limit = self._gas_limits[item.label] = int(estimate * 1.5) + 50_000
+            raw = item.account.sign_transaction(self._contract_tx(message, gas_limit))
+            signed.append(_Signed(i, message, gas_limit, raw.raw_transaction))
+        refused_senders: set[str] = set()
+        with self._batch_mining() as batch:
+            for wave in self._waves(items, signed):
+                raws = []
+                for tx in wave:
+                    item = items[tx.index]
+                    if item.account.address in refused_senders:  # signed after the refused nonce
+                        tx.raw = item.account.sign_transaction(
+                            self._contract_tx(tx.message, tx.gas_limit)
+                        ).raw_transaction
+                    raws.append(tx.raw)
+                for tx, result in zip(wave, self._send_raw(raws), strict=True):
+                    item = items[tx.index]
+                    sender = item.account.address
+                    if isinstance(result, Exception):  # refused: decode a revert, else report
+                        self._nonces.pop(sender, None)  # the nonce was not used
+                        refused_senders.add(sender)
+                        refusal = self._replay(item)
+                        if refusal is not None:
+                            failures.append((tx.index, refusal))
+                        else:
+                            node_errors.append(f"{item.label} from {sender}: {result}")
+                        continue
+                    batch.hashes.append(result)
+                    sent.append((tx.index, result))
         receipts: list[dict | None] = [None] * len(items)
         for i, tx_hash in sent:
             receipts[i] = batch.receipts.get(tx_hash) or self.w3.eth.wait_for_transaction_receipt(
@@ -280,6 +383,73 @@ class Chain:
             failures.sort(key=lambda f: f[0])
             raise BatchRevert(failures, receipts)
         return receipts
+
+    def _waves(self, items: Sequence[TxRequest], signed: list[_Signed]) -> Iterator[list[_Signed]]:
+        """The signed transactions in order, in groups sent together (see `_send_raw`).
+
+        A group never holds a sender twice, so that a refusal can still re-sign the sender's
+        later transactions before they are sent. Without JSON-RPC batches, one at a time.
+        """
+        if not self._json_batches:
+            yield from ([tx] for tx in signed)
+            return
+        wave: list[_Signed] = []
+        senders: set[str] = set()
+        for tx in signed:
+            sender = items[tx.index].account.address
+            if sender in senders:
+                yield wave
+                wave, senders = [], set()
+            wave.append(tx)
+            senders.add(sender)
+        if wave:
+            yield wave
+
+    def _send_raw(self, raws: list[bytes]) -> list[bytes | Exception]:
+        """Send raw transactions in order: each one's hash, or the error the node refused it with.
+
+        To a JSON-RPC node, in one request (a JSON-RPC batch): per transaction, an HTTP round trip
+        cost more than everything else a batch does.
+        """
+        if self._json_batches and len(raws) > 1:
+            try:
+                answers = self.w3.provider.make_batch_request(  # type: ignore[attr-defined]
+                    [(RPCEndpoint("eth_sendRawTransaction"), ["0x" + raw.hex()]) for raw in raws]
+                )
+            except HTTPError:  # refused as a whole (an HTTP error status): nothing was sent
+                answers = None
+            if isinstance(answers, list) and len(answers) == len(raws):
+                return [
+                    HexBytes(a["result"]) if "error" not in a else ChainError(_rpc_error_text(a))
+                    for a in answers
+                ]
+            # the node takes no batches (it answered with one error): one at a time from now on
+            self._json_batches = False
+        results: list[bytes | Exception] = []
+        for raw in raws:
+            try:
+                results.append(self.w3.eth.send_raw_transaction(raw))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def _read_receipts(self, hashes: list[bytes]) -> dict[bytes, Any]:
+        """The receipts of the mined transactions among `hashes` (in one request where it can)."""
+        if self._json_batches and len(hashes) > 1:
+            try:
+                with self.w3.batch_requests() as request:
+                    for tx_hash in hashes:
+                        request.add(self.w3.eth.get_transaction_receipt(tx_hash))
+                    return dict(zip(hashes, request.execute(), strict=True))
+            except Exception:  # some not mined yet (or dropped): ask one by one, as below
+                pass
+        found = {}
+        for tx_hash in hashes:
+            try:
+                found[tx_hash] = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                pass
+        return found
 
     def _replay(self, item: TxRequest) -> ContractRevert | None:
         """The custom error the call raises now, or None if it would succeed."""
@@ -306,23 +476,26 @@ class Chain:
 
         Auto-mining is off inside and back on afterwards, also when sending failed midway, so
         that the node never stays in manual mode with transactions stuck in its pool. Receipts
-        read while mining are kept in the batch, so they are fetched once.
+        read while mining are kept in the batch, so they are fetched once. The whole of it holds
+        the chain's lock: a process sharing the node cannot switch auto-mining back on, or mine,
+        while this batch is being sent.
         """
         batch = _Batch()
-        if self._manual_mining is None:  # another JSON-RPC node: does it take evm_setAutomine?
-            response = self.w3.provider.make_request("evm_setAutomine", [True])
-            self._manual_mining = "error" not in response
-        if not self._manual_mining:
-            yield batch
-            return
-        self._rpc("evm_setAutomine", [False])
-        try:
-            yield batch
-        finally:
+        with self._lock:  # from switching auto-mining off to back on, as one step
+            if self._manual_mining is None:  # another JSON-RPC node: does it take evm_setAutomine?
+                response = self.w3.provider.make_request("evm_setAutomine", [True])
+                self._manual_mining = "error" not in response
+            if not self._manual_mining:
+                yield batch
+                return
+            self._rpc("evm_setAutomine", [False])
             try:
-                self._mine_all(batch)
+                yield batch
             finally:
-                self._rpc("evm_setAutomine", [True])
+                try:
+                    self._mine_all(batch)
+                finally:
+                    self._rpc("evm_setAutomine", [True])
 
     def _mine_all(self, batch: _Batch) -> None:
         todo = list(batch.hashes)
@@ -331,13 +504,9 @@ class Chain:
             if not todo:
                 return
             self._rpc("evm_mine", [])
-            waiting = []
-            for tx_hash in todo:
-                try:
-                    batch.receipts[tx_hash] = self.w3.eth.get_transaction_receipt(tx_hash)
-                except TransactionNotFound:
-                    waiting.append(tx_hash)
-            todo = waiting
+            found = self._read_receipts(todo)
+            batch.receipts.update(found)
+            todo = [tx_hash for tx_hash in todo if tx_hash not in found]
         if todo:
             raise ChainError(
                 f"{len(todo)} transactions of a batch were still not mined after "
@@ -375,7 +544,8 @@ class Chain:
 
     def _send_signed(self, account: LocalAccount, tx: dict) -> dict:
         signed = account.sign_transaction(tx)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        with self._lock:  # not into the middle of another process's batch
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
             raise ChainError(
@@ -411,6 +581,14 @@ class Chain:
 
     def storage_at(self, address: str, slot: int) -> bytes:
         return bytes(self.w3.eth.get_storage_at(address, slot))
+
+
+def _rpc_error_text(answer: dict) -> str:
+    """The message of a JSON-RPC error answer."""
+    error = answer["error"]
+    if isinstance(error, dict) and "message" in error:
+        return f"{error['message']} (JSON-RPC error {error.get('code')})"
+    return str(error)
 
 
 def _message(sender: str, fn: ContractFunction) -> TxParams:
@@ -460,9 +638,21 @@ def connect(
     backend: Backend = "embedded",
     url: str | None = None,
     timeout_s: float = 30.0,
+    shared: bool = False,
 ) -> Chain:
     """Open a chain: `embedded` (eth-tester + py-evm, in process), `revm` (pyrevm, in process,
-    fast) or `rpc` at `url`."""
+    fast) or `rpc` at `url`.
+
+    `shared=True` (rpc only): other processes use the same node at the same time, each with its
+    own accounts; batches, funding, mining and sends then take an exclusive lock on
+    `chain_lock_path(url)`, so that no process switches auto-mining back on or mines while
+    another one is sending its batch.
+    """
+    if shared and backend != "rpc":
+        raise ChainError(
+            f"shared=True is for the 'rpc' backend (a node several processes use); the "
+            f"{backend!r} backend is a chain inside this process, which no other process sees"
+        )
     if backend == "embedded":
         from eth_tester import EthereumTester, PyEVMBackend
         from web3.providers.eth_tester import EthereumTesterProvider
@@ -479,7 +669,7 @@ def connect(
             raise ChainError(f"no Ethereum JSON-RPC node answers at {url}: {exc}") from None
         if not w3.eth.accounts:
             raise ChainError(f"the node at {url} has no unlocked account to fund the parties")
-        chain = Chain(w3, "rpc")
+        chain = Chain(w3, "rpc", lock=_FileLock(chain_lock_path(url)) if shared else None)
     elif backend == "revm":
         from sim.chain.revm_provider import RevmProvider
 

@@ -52,3 +52,13 @@ def setup_market(
     for home, group in zip(homes, groups, strict=True):
         dso.register_home(home.address, int(group), home.public_key)
     return Market(chain, agg, dso, homes, [int(g) for g in groups])
+
+
+def attach_homes(
+    chain: Chain, address: str, n_homes: int, seed: str, indices: Sequence[int]
+) -> dict[int, HomeClient]:
+    """Clients of homes that `setup_market` (same `seed`, `n_homes`) already registered at
+    `address`, for another process: home `i` of that call gets the same account and key."""
+    accounts = chain.new_accounts(n_homes + 1, seed, fund=False)
+    agg = PrivateAggregation(chain, address)
+    return {i: HomeClient(agg, accounts[i + 1], x25519_key(f"{seed}/home/{i}")) for i in indices}

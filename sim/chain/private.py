@@ -148,6 +148,11 @@ class PrivateAggregation:
             self._round_epochs[key] = self.submissions(round_, group).epoch
         return self._round_epochs[key]
 
+    def price_band(self, round_: int, group: int) -> PriceBand:
+        """The public price band the DSO posted for `group` in `round_`."""
+        p_low, p_high, deadline = self.call("getPrice", round_, group)
+        return PriceBand(p_low / PRICE_SCALE, p_high / PRICE_SCALE, int(deadline))
+
     def correction_bitmap(self, round_: int, group: int) -> int:
         return int(self.call("getCorrections", round_, group)[0])
 
@@ -268,9 +273,7 @@ class HomeClient:
         return self._maskers[epoch]
 
     def read_price(self, round_: int) -> PriceBand:
-        group, _ = self._membership()
-        p_low, p_high, deadline = self.agg.call("getPrice", round_, group)
-        return PriceBand(p_low / PRICE_SCALE, p_high / PRICE_SCALE, int(deadline))
+        return self.agg.price_band(round_, self._membership()[0])
 
     def masked_range(self, round_: int, lower_w: int, upper_w: int) -> tuple[int, int]:
         """The two words this home submits for its bounds in watts."""

@@ -18,7 +18,6 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
 
-
 _NO_SENDER = "0x" + "00" * 20  # eth-tester insists on a sender; the views do not read it
 
 

@@ -26,7 +26,7 @@ Public API (plain Python, no mosaik)::
 
 from .config import ApplianceRanges, FleetConfig, HEMSConfigError, Range
 from .data import Weather, load_weather, sample_prices
-from .fleet import CAP_TOL_KW, RECORD_NAMES, HEMSFleet, HEMSStateError
+from .fleet import CAP_TOL_KW, RECORD_NAMES, HEMSFleet, HEMSStateError, smart_homes
 
 __all__ = [
     "ApplianceRanges",
@@ -40,4 +40,5 @@ __all__ = [
     "Weather",
     "load_weather",
     "sample_prices",
+    "smart_homes",
 ]

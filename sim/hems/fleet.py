@@ -77,7 +77,7 @@ from .policy import (
     train_value_functions,
 )
 
-__all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES"]
+__all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES", "smart_homes"]
 
 CAP_TOL_KW = 1e-6
 VIOLATION_TOL_C = 1e-9  # comfort violations below this (float rounding) are recorded as 0
@@ -103,6 +103,23 @@ RECORD_NAMES = (
 )
 TRAIN_POOL_HOUSEHOLDS = 8
 TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX = 0.5, 1.2
+
+
+def _seeds(config: FleetConfig) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(config.seed).spawn(7)
+
+
+def smart_homes(config: FleetConfig) -> np.ndarray:
+    """Which homes of a fleet built from `config` are HEMS homes (bool per home), without
+    building the fleet (a fleet's profiles and training take seconds to minutes)."""
+    h = config.n_homes
+    smart = np.zeros(h, dtype=bool)
+    smart[
+        np.random.default_rng(_seeds(config)[0]).permutation(h)[
+            : int(round(config.smart_share * h))
+        ]
+    ] = True
+    return smart
 
 
 class HEMSStateError(RuntimeError):
@@ -146,12 +163,9 @@ class HEMSFleet:
                 f"needs {n} slots of {cfg.slot_s} s, got {weather.n_slots} of {weather.slot_s} s",
             )
         self.weather = weather
-        ss = np.random.SeedSequence(cfg.seed)
-        s_smart, s_occ, s_hh, s_par, s_draw, s_train, s_pf = ss.spawn(7)
-        rng = np.random.default_rng(s_smart)
-        n_smart = int(round(cfg.smart_share * h))
-        self.smart = np.zeros(h, dtype=bool)
-        self.smart[rng.permutation(h)[:n_smart]] = True
+        s_smart, s_occ, s_hh, s_par, s_draw, s_train, s_pf = _seeds(cfg)
+        self.smart = smart_homes(cfg)
+        n_smart = int(self.smart.sum())
         self.smart_idx = np.flatnonzero(self.smart)
         occ_r = cfg.ranges.occupants
         self.n_occupants = np.random.default_rng(s_occ).integers(

@@ -48,7 +48,7 @@ from sim.privacy.observers import (
     dso_series,
 )
 from sim.scenario import Scenario, build_scenario_feeder, parse_scenario, resolve_scenario
-from sim.world import _connect, _fleet, aggregation_groups, open_market
+from sim.world import _connect, aggregation_groups, build_fleet, open_market
 
 BAND_FRACTION = 0.25  # half-width of the price band, share of the energy price (sim.dso default)
 OCCUPIED_ABOVE_ACTIVE = 0.0  # occupied: mean active occupants in the slot above this
@@ -106,7 +106,7 @@ def run_protocol(
     start = time.perf_counter()
     feeder = build_scenario_feeder(scenario)
     scenario = resolve_scenario(scenario, feeder)
-    fleet = _fleet(scenario, feeder.n_homes)
+    fleet = build_fleet(scenario, feeder.n_homes)
     fleet.train()
     groups = aggregation_groups(feeder, fleet.smart, scenario.aggregation.min_group_size)
     chain = chain or _connect(scenario)

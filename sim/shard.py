@@ -1,0 +1,97 @@
+"""A shard of the HEMS fleet as its own mosaik simulator process.
+
+    python -m sim.shard HOST:PORT      (mosaik starts it; see SIM_CONFIG["HomesShard"])
+
+The shard gets plain parameters over mosaik's socket: the resolved scenario (YAML), its homes,
+the chain's JSON-RPC url and the contract address. It builds the scenario's whole fleet (the
+same homes, by seed, as any other process) and trains it, and does the chain work only for its
+own HEMS homes: it masks, signs and sends their submissions and corrections. It reports its
+homes' demand to the grid, its homes' rows and transactions to the recorder and, the lead shard
+only, the fleet's columns of the slot row. The
+heavy set-up runs at the shard's first step, so that all shards build at the same time.
+"""
+
+from __future__ import annotations
+
+import time as wallclock
+from functools import partial
+
+import mosaik_api_v3
+import yaml
+
+from sim.chain.connection import connect
+from sim.chain.market import attach_homes
+from sim.scenario import parse_scenario
+from sim.simulators import STEP_S, HomesSim
+from sim.tables import homes_rows
+
+
+class HomesShardSim(HomesSim):
+    def setup(
+        self,
+        scenario_yaml: str,
+        n_homes: int,
+        home_ids: list[int],
+        hems_ids: list[int],
+        groups: list,
+        url: str,
+        contract: str,
+        market_seed: str,
+        lead: bool,
+        name: str,
+    ) -> None:
+        self.name = name
+        self._pending = dict(
+            scenario_yaml=scenario_yaml,
+            n_homes=n_homes,
+            hems_ids=hems_ids,
+            groups={int(g): members for g, members in groups},
+            url=url,
+            contract=contract,
+            market_seed=market_seed,
+        )
+        self.home_ids = [int(h) for h in home_ids]
+        self.table_rows = partial(homes_rows, home_ids=self.home_ids, summary=lead)
+        self.agent = None
+        self.setup_s = 0.0
+
+    def _build(self, scenario_yaml, n_homes, hems_ids, groups, url, contract, market_seed) -> None:
+        from sim.world import build_fleet, homes_agent
+
+        start = wallclock.perf_counter()
+        scenario = parse_scenario(yaml.safe_load(scenario_yaml), f"{self.name} scenario")
+        fleet = build_fleet(scenario, n_homes)
+        fleet.train()
+        self.chain = chain = connect("rpc", url, shared=True)
+        self._reported = 0
+        index = {h: i for i, h in enumerate(hems_ids)}
+        mine = [h for h in self.home_ids if h in index]
+        by_index = attach_homes(
+            chain, contract, len(hems_ids), market_seed, [index[h] for h in mine]
+        )
+        clients = {h: by_index[index[h]] for h in mine}
+        self.agent = homes_agent(scenario, fleet, clients, groups)
+        self.setup_s = wallclock.perf_counter() - start
+
+    def act(self, round_: int, phase: str, inputs: dict) -> None:
+        if self.agent is None:
+            self._build(**self._pending)
+        super().act(round_, phase, inputs)
+        if phase == "dispatch":
+            # this process's transactions (the chain simulator sees only the main process's)
+            new = self.chain.records[self._reported :]
+            self._reported = len(self.chain.records)
+            self.outputs["records"]["transactions"] = [r.as_dict() for r in new]
+            stepped = sum(self.timings.values())
+            self.outputs["records"][STEP_S] = {
+                self.name: stepped - self.setup_s,
+                f"{self.name} setup": self.setup_s,
+            }
+
+
+def main() -> None:
+    mosaik_api_v3.start_simulation(HomesShardSim(), "blockhems HEMS shard")
+
+
+if __name__ == "__main__":
+    main()
