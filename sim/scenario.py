@@ -32,6 +32,11 @@ class _Strict(BaseModel):
 class FeederSpec(_Strict):
     name: str = Field(description="feeder builder: small, ieee_eu_lv or large")
     options: dict[str, Any] = Field(default_factory=dict, description="builder keyword options")
+    own_process: bool = Field(
+        default=False,
+        description="run the grid simulator (runpp_3ph) in its own process, beside the DSO "
+        "and the homes of the next slot (worth it when the power flow takes 0.1 s or more)",
+    )
 
     @field_validator("name")
     @classmethod

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from grid_models import PHASES, Feeder, PowerFlowResult
-from sim.agents import DSOAgent, HomesAgent
+
+if TYPE_CHECKING:  # the grid's own process needs grid_rows only, not the chain and DSO stack
+    from sim.agents import DSOAgent, HomesAgent
 
 
 def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:

@@ -38,6 +38,7 @@ SIM_CONFIG: dict[str, dict[str, str]] = {
 }
 # A shard of the HEMS fleet in its own OS process (mosaik starts it and talks over a socket).
 SIM_CONFIG["HomesShard"] = {"cmd": "%(python)s -m sim.shard %(addr)s"}
+SIM_CONFIG["GridProcess"] = {"cmd": "%(python)s -m sim.grid_process %(addr)s"}
 
 
 @dataclass(frozen=True)
@@ -331,14 +332,22 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
             world.start("HomesShard", schedule=asdict(schedule), **params).Homes()
             for params in parts.shards
         ]
-    grid = world.start(
-        "GridSim",
-        schedule=schedule,
-        timings=timings,
-        feeder=parts.grid_feeder,
-        slot_offset=t.first_slot,
-        table_rows=grid_rows,
-    ).Grid()
+    if parts.scenario.feeder.own_process:
+        grid = world.start(
+            "GridProcess",
+            schedule=asdict(schedule),
+            scenario_yaml=dump_scenario(parts.scenario),
+            slot_offset=t.first_slot,
+        ).Grid()
+    else:
+        grid = world.start(
+            "GridSim",
+            schedule=schedule,
+            timings=timings,
+            feeder=parts.grid_feeder,
+            slot_offset=t.first_slot,
+            table_rows=grid_rows,
+        ).Grid()
     recorder = world.start("RecorderSim", schedule=schedule, writer=writer).Recorder()
 
     flows: list[Flow] = []

@@ -27,7 +27,7 @@ def _figures(out) -> dict:
     tables = load_results(out)
     slots = tables["slots"].sort_values("slot").reset_index(drop=True)
     homes = tables["homes"].sort_values(["slot", "home"]).reset_index(drop=True)
-    return {"slots": slots, "homes": homes, "transactions": tables["transactions"]}
+    return {"slots": slots, "homes": homes, "transactions": tables["transactions"], "out": out}
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,20 @@ def test_hardhat_node_in_process_and_sharded_equal_embedded(in_process, tmp_path
         scenario = _quick(chain__backend="hardhat", homes__shards=shards)
         run_scenario(scenario, out, progress=False)
         _assert_same_results(in_process, _figures(out))
+
+
+def test_grid_in_its_own_process_gives_the_same_results(in_process, tmp_path) -> None:
+    run = run_scenario(
+        _quick(chain__backend="revm", feeder__own_process=True), tmp_path, progress=False
+    )
+    assert run.step_s["Grid"] > 0  # reported by the grid's process
+    got = _figures(tmp_path)
+    _assert_same_results(in_process, got)
+    voltages = [
+        load_results(d)["voltages"].sort_values(["slot", "bus", "phase"])
+        for d in (
+            in_process["out"],
+            tmp_path,
+        )
+    ]
+    np.testing.assert_array_equal(voltages[0].vm_pu, voltages[1].vm_pu)
