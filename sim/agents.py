@@ -61,14 +61,11 @@ class DSOAgent:
             self.stage1_fallback = True
             forecast = self.forecaster.total_kw(slot, use_dispatch=False)
             self.stage1 = self.dso.stage1(forecast, price, slot=slot)
-        for g, group in enumerate(self.group_ids):
-            self.client.open_round(
-                round_,
-                group,
-                float(self.stage1.p_low[g]),
-                float(self.stage1.p_high[g]),
-                deadline,
-            )
+        bands = {
+            group: (float(self.stage1.p_low[g]), float(self.stage1.p_high[g]))
+            for g, group in enumerate(self.group_ids)
+        }
+        self.client.open_rounds(round_, bands, deadline)
 
     def clear(self, round_: int, slot: int) -> float:
         """Read the group sums, solve stage 2, post lambda; returns lambda."""

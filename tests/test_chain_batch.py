@@ -140,3 +140,25 @@ def test_batch_gives_the_same_sums_and_gas_on_revm_as_on_eth_tester() -> None:
         gas = [r.gas_used for r in chain.records if r.label == "private.submitPrice"]
         results[backend] = ([(a.lower_w, a.upper_w, a.contributors) for a in sums], gas)
     assert results["embedded"] == results["revm"]
+
+
+def test_open_rounds_posts_every_band_in_one_batch(chain: Chain) -> None:
+    """The DSO's prices for all groups: the same bands and gas as one transaction per group,
+    in one block where the backend lets the client mine."""
+    market = setup_market(chain, [0] * 5 + [1] * 5 + [2] * 5, seed="bands")
+    deadline = chain.now() + DEADLINE_S
+    bands = {0: (0.08, 0.21), 1: (-0.5, 0.3), 2: (0.1, 4.2)}
+    before = len(chain.records)
+    market.dso.open_rounds(1, bands, deadline)
+    batched = chain.records[before:]
+    for group in bands:  # the same calls one by one, in round 2
+        market.dso.open_round(2, group, *bands[group], deadline)
+    single = chain.records[before + len(bands) :]
+
+    assert [r.label for r in batched] == ["private.submitPrice"] * 3
+    assert [r.gas_used for r in batched] == [r.gas_used for r in single]
+    for group, (p_low, p_high) in bands.items():
+        band = market.agg.price_band(1, group)
+        assert (band.p_low, band.p_high, band.deadline) == (p_low, p_high, deadline)
+    if chain.backend != "embedded":
+        assert len({r.block for r in batched}) == 1

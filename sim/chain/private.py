@@ -207,6 +207,24 @@ class DSOClient:
             round_=round_,
         )
 
+    def open_rounds(
+        self, round_: int, bands: dict[int, tuple[float, float]], deadline: int
+    ) -> None:
+        """`open_round` for every group of `bands` ({group: (p_low, p_high)}, $/kWh) in one
+        batch: one block for the slot's prices, not one per group."""
+        requests = [
+            TxRequest(
+                "private.submitPrice",
+                self.account,
+                self.agg.contract.functions.submitPrice(
+                    round_, group, price_to_chain(p_low), price_to_chain(p_high), deadline
+                ),
+                round_,
+            )
+            for group, (p_low, p_high) in bands.items()
+        ]
+        self.agg.chain.transact_many(requests)
+
     def read_aggregate(self, round_: int, group: int) -> GroupAggregate:
         """The group's plaintext sums (W), unmasked with the DSO's keys once complete."""
         lower, upper, count, complete = self.agg.call("getAgg", round_, group)
