@@ -73,8 +73,9 @@ class DSOAgent:
         lmax = np.zeros(len(self.group_ids))
         fallback = self.forecaster.group_kw(slot)
         self.aggregates = {}
+        statuses = self.client.agg.statuses(round_, self.group_ids)  # one request
         for g, group in enumerate(self.group_ids):
-            status = self.client.agg.status(round_, group)
+            status = statuses[group]
             agg = self.client.read_aggregate(round_, group) if status == Status.COMPLETE else None
             self.aggregates[group] = agg
             if agg is not None:
@@ -143,9 +144,9 @@ class HomesAgent:
         """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
         slot = round_ + self.slot_offset
         agg = next(iter(self.clients.values())).agg
-        for group, members in self.groups.items():  # public: one read per group
-            band = agg.price_band(round_, group)
-            self.p_low[members], self.p_high[members] = band.p_low, band.p_high
+        bands = agg.price_bands(round_, list(self.groups))  # public; one request
+        for group, members in self.groups.items():
+            self.p_low[members], self.p_high[members] = bands[group].p_low, bands[group].p_high
         self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
         # Drawn for the whole fleet, so that every shard draws the same dropouts.
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
@@ -162,14 +163,13 @@ class HomesAgent:
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
         requests = []
-        in_recovery: dict[int, bool] = {}  # one status read per group, not per home
+        mine = sorted({self.group_of[i] for i in self.clients})
+        first = next(iter(self.clients.values()), None)
+        statuses = first.agg.statuses(round_, mine) if first is not None else {}
         for i, client in self.clients.items():
             if not self.submitted[i]:
                 continue
-            group = client.group
-            if group not in in_recovery:
-                in_recovery[group] = client.agg.status(round_, group) == Status.RECOVERY
-            if in_recovery[group] and client.needs_correction(round_):
+            if statuses[self.group_of[i]] == Status.RECOVERY and client.needs_correction(round_):
                 requests.append(client.correction_request(round_))
         if requests:
             self._chain().transact_many(requests)

@@ -60,4 +60,9 @@ def test_every_view_matches_web3(chain: Chain) -> None:
         assert type(fast[1]) is type(slow[1]), name
         reverts += fast[0] == "revert"
     assert agg.call("getGroupSlots", 0) == [h.address for h in market.homes[:5]]
+    # all at once (one JSON-RPC batch on a node): the same answers, a refusal falls back alone
+    plain = [c for c in calls if _outcome(agg.call, *c)[0] == "value"]
+    assert agg.call_many(plain) == [agg.call(*c) for c in plain]
+    with pytest.raises(ContractRevert):
+        agg.call_many([*plain, ("getLambda", 1)])
     assert reverts >= 1 or pytest.fail("no view refused: the refusal path went untested")

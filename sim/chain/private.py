@@ -132,6 +132,21 @@ class PrivateAggregation:
         """A view function's answer (web3's formats); a refusal raises ContractRevert."""
         return self._view(name, *args)
 
+    def call_many(self, calls: list[tuple]) -> list:
+        """Several view calls `(name, *args)` at once (one request to a JSON-RPC node)."""
+        return self._view.many(calls)
+
+    def statuses(self, round_: int, groups: list[int]) -> dict[int, Status]:
+        answers = self.call_many([("status", round_, g) for g in groups])
+        return {g: Status(a) for g, a in zip(groups, answers, strict=True)}
+
+    def price_bands(self, round_: int, groups: list[int]) -> dict[int, PriceBand]:
+        answers = self.call_many([("getPrice", round_, g) for g in groups])
+        return {
+            g: PriceBand(lo / PRICE_SCALE, hi / PRICE_SCALE, int(deadline))
+            for g, (lo, hi, deadline) in zip(groups, answers, strict=True)
+        }
+
     def _web3_call(self, name: str, *args):
         return self.chain.call(f"private.{name}", getattr(self.contract.functions, name)(*args))
 
@@ -150,8 +165,7 @@ class PrivateAggregation:
 
     def price_band(self, round_: int, group: int) -> PriceBand:
         """The public price band the DSO posted for `group` in `round_`."""
-        p_low, p_high, deadline = self.call("getPrice", round_, group)
-        return PriceBand(p_low / PRICE_SCALE, p_high / PRICE_SCALE, int(deadline))
+        return self.price_bands(round_, [group])[group]
 
     def correction_bitmap(self, round_: int, group: int) -> int:
         return int(self.call("getCorrections", round_, group)[0])

@@ -18,6 +18,7 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
 
+_NO_ANSWER = object()  # the fast path got no plain answer: ask web3
 _NO_SENDER = "0x" + "00" * 20  # eth-tester insists on a sender; the views do not read it
 
 
@@ -67,21 +68,55 @@ class ViewCaller:
                 )
 
     def __call__(self, name: str, *args: Any) -> Any:
-        view = self._views.get(name)
-        if view is None:  # overloaded or not a view: web3 knows what to do
-            return self._fallback(name, *args)
-        data = view.selector + encode(view.inputs, list(args))
-        message = {"from": _NO_SENDER, "to": self._address, "data": "0x" + data.hex()}
-        try:
-            response = self._provider.make_request("eth_call", [message, "latest"])
-        except Exception:  # eth-tester raises its refusals instead of answering with an error
-            return self._fallback(name, *args)
+        return self.many([(name, *args)])[0]
+
+    def many(self, calls: list[tuple]) -> list[Any]:
+        """The answers of several view calls, each `(name, *args)`, in order. To a JSON-RPC
+        node they go in one request (a JSON-RPC batch): there an HTTP round trip costs more
+        than the call."""
+        requests = []
+        for name, *args in calls:
+            view = self._views.get(name)
+            if view is None:  # overloaded or not a view: web3 knows what to do
+                requests.append(None)
+                continue
+            data = view.selector + encode(view.inputs, list(args))
+            message = {"from": _NO_SENDER, "to": self._address, "data": "0x" + data.hex()}
+            requests.append(("eth_call", [message, "latest"]))
+        responses = self._batch([r for r in requests if r is not None])
+        answers = []
+        for (name, *args), request in zip(calls, requests, strict=True):
+            response = responses.pop(0) if request is not None else None
+            answer = self._decode(self._views.get(name), response)
+            answers.append(self._fallback(name, *args) if answer is _NO_ANSWER else answer)
+        return answers
+
+    def _batch(self, requests: list[tuple]) -> list[dict | None]:
+        if len(requests) > 1 and hasattr(self._provider, "make_batch_request"):
+            try:
+                responses = self._provider.make_batch_request(requests)
+                if isinstance(responses, list) and len(responses) == len(requests):
+                    return responses
+            except Exception:  # a node without batches: one request each, below
+                pass
+        out = []
+        for method, params in requests:
+            try:
+                out.append(self._provider.make_request(method, params))
+            except Exception:  # eth-tester raises its refusals instead of answering with an error
+                out.append(None)
+        return out
+
+    @staticmethod
+    def _decode(view: _View | None, response: dict | None) -> Any:
+        if view is None or response is None or "error" in response:
+            return _NO_ANSWER
         result = response.get("result")
-        if "error" in response or not result:
-            return self._fallback(name, *args)
+        if not result:
+            return _NO_ANSWER
         raw = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
         if not raw and view.outputs:
-            return self._fallback(name, *args)
+            return _NO_ANSWER
         values = [
             _web3_value(t, v) for t, v in zip(view.outputs, decode(view.outputs, raw), strict=True)
         ]
