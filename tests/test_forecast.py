@@ -67,8 +67,9 @@ class _RecordingClient:
     def __init__(self) -> None:
         self.posted: list[tuple] = []
 
-    def open_round(self, round_, group, p_low, p_high, deadline) -> None:
-        self.posted.append((round_, group, p_low, p_high, deadline))
+    def open_rounds(self, round_, bands, deadline) -> None:
+        for group, (p_low, p_high) in bands.items():
+            self.posted.append((round_, group, p_low, p_high, deadline))
 
 
 def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -> None:
