@@ -300,7 +300,8 @@ def _connect(scenario: Scenario) -> Chain:
 
 
 def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:
-    """The mosaik world of a run: five simulators and their data flows."""
+    """The mosaik world of a run: chain, DSO, homes (or one simulator process per shard),
+    grid (in process or its own) and recorder, and their data flows."""
     world = mosaik.World(SIM_CONFIG, skip_greetings=True)
     schedule, t = parts.schedule, parts.scenario.time
     timings = {} if timings is None else timings
@@ -391,7 +392,13 @@ def run_scenario(
         world = build_world(parts, writer, timings=timings)
         parts.setup_s["mosaik_start"] = time.perf_counter() - begun  # incl. shard processes
         try:
-            world.run(until=parts.schedule.end, print_progress=progress, shutdown=False)
+            world.run(
+                until=parts.schedule.end,
+                print_progress=progress,
+                shutdown=False,
+                # let simulators run ahead of slower successors (the recorder waits for the grid)
+                lazy_stepping=False,
+            )
         finally:
             world.shutdown()
     finally:
