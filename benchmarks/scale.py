@@ -33,6 +33,10 @@ from sim.world import run_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "docs" / "scale.png"
+SWEEP = (
+    "`--log L --homes 55,500,1000 --modes revm:1,revm:2`, then `--homes 2000 --modes "
+    "revm:1,revm:2 --hours 6`, then `--homes 55,1000 --modes hardhat:1,hardhat:2 --hours 2`"
+)
 TARGET_S = 600.0  # issue 6: 1,000 homes per simulated day in at most 10 minutes
 SLOTS_PER_DAY = 96
 
@@ -99,7 +103,8 @@ def markdown(cases: list[dict], command: str) -> str:
         "<!-- scale:start -->",
         "## Scale: wall time per simulated day (issue 6)",
         "",
-        f"Command: `{command}`  ",
+        f"Command: `{command}`; the cases of `benchmarks/scale.jsonl` came from {SWEEP}, one "
+        "after another, the machine otherwise idle.  ",
         f"Machine: {cores} cores; date {date}. Plot: `docs/scale.png`.",
         "",
         "| homes (HEMS) | chain | processes | slots run | wall time per day | set-up | "
@@ -135,21 +140,20 @@ def plot(cases: list[dict]) -> Path:
     modes = sorted({(c["backend"], c["shards"]) for c in cases})
     for backend, shards in modes:
         pts = sorted(
-            (c["homes"], c["day_s"])
+            (c["homes"], c["day_s"], c["extrapolated"])
             for c in cases
-            if (c["backend"], c["shards"])
-            == (
-                backend,
-                shards,
-            )
+            if (c["backend"], c["shards"]) == (backend, shards)
         )
         label = f"{backend}{' node' if backend == 'revm' and shards > 1 else ''}, "
         label += "1 process" if shards == 1 else f"{shards} shard processes"
-        ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+        for homes, day_s, extrapolated in pts:  # hollow: extrapolated from part of a day
+            face = "white" if extrapolated else line.get_color()
+            ax.plot(homes, day_s, "o", color=line.get_color(), markerfacecolor=face)
     ax.axhline(TARGET_S, color="0.4", ls="--", lw=1, label="target for 1,000 homes (10 min)")
     ax.set_xlabel("homes on the feeder")
     ax.set_ylabel("wall time per simulated day (s)")
-    ax.set_title("blockhems: scale (96 slots of 15 min per day)")
+    ax.set_title("blockhems: scale (96 slots of 15 min; hollow = extrapolated)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
