@@ -112,21 +112,20 @@ class HomesAgent:
         self,
         fleet: HEMSFleet,
         clients: dict[int, HomeClient],
+        groups: dict[int, list[int]],
         slot_offset: int,
         dropout_probability: float = 0.0,
         seed: int = 0,
-        groups: dict[int, list[int]] | None = None,
     ) -> None:
         self.fleet = fleet
         self.clients = clients
-        # every HEMS home by group (default: the clients' groups); a shard models the whole
-        # fleet, so it reads every group's public band, not only its own homes'
-        if groups is None:
-            groups = {}
-            for i, client in clients.items():
-                groups.setdefault(client.group, []).append(i)
+        # every HEMS home by group: a shard models the whole fleet, so it reads every group's
+        # public band, not only its own homes'
         self.groups = {int(g): [int(h) for h in members] for g, members in groups.items()}
         self.group_of = {h: g for g, members in self.groups.items() for h in members}
+        self.own_groups = sorted({self.group_of[i] for i in clients})
+        # the contract every client talks to (one deployment), None without clients
+        self._agg = next(iter(clients.values())).agg if clients else None
         self.slot_offset = slot_offset
         self.dropout_probability = dropout_probability
         self._rng = np.random.default_rng(seed)
@@ -143,8 +142,7 @@ class HomesAgent:
     def submit(self, round_: int) -> None:
         """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
         slot = round_ + self.slot_offset
-        agg = next(iter(self.clients.values())).agg
-        bands = agg.price_bands(round_, list(self.groups))  # public; one request
+        bands = self._agg.price_bands(round_, list(self.groups))  # public; one request
         for group, members in self.groups.items():
             self.p_low[members], self.p_high[members] = bands[group].p_low, bands[group].p_high
         self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
@@ -153,7 +151,7 @@ class HomesAgent:
         lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
         senders = [i for i in self.clients if not drops[i]]
         if senders:  # one batch: a few blocks per slot, not one round trip per home
-            self._chain().transact_many(
+            self._agg.chain.transact_many(
                 [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
             )
         # Every HEMS home not dropped submits (this shard's and the others'; a refused batch
@@ -163,20 +161,15 @@ class HomesAgent:
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
         requests = []
-        mine = sorted({self.group_of[i] for i in self.clients})
-        first = next(iter(self.clients.values()), None)
-        statuses = first.agg.statuses(round_, mine) if first is not None else {}
+        statuses = self._agg.statuses(round_, self.own_groups) if self.clients else {}
         for i, client in self.clients.items():
             if not self.submitted[i]:
                 continue
             if statuses[self.group_of[i]] == Status.RECOVERY and client.needs_correction(round_):
                 requests.append(client.correction_request(round_))
         if requests:
-            self._chain().transact_many(requests)
+            self._agg.chain.transact_many(requests)
         return len(requests)
-
-    def _chain(self):
-        return next(iter(self.clients.values())).agg.chain
 
     def dispatch(self, round_: int) -> None:
         """Read lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin and run the slot."""

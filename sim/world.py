@@ -136,10 +136,10 @@ def homes_agent(
     agent = HomesAgent(
         fleet,
         clients,
+        groups,
         t.first_slot,
         scenario.chain.dropout_probability,
         scenario.homes.seed,
-        groups=groups,
     )
     agent.warm_up(np.asarray(day_prices(scenario)[: t.first_slot]))
     return agent
