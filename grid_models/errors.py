@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sim.errors import BlockhemsError
 
-class GridModelError(ValueError):
-    """Bad feeder name, bad network data or bad power-flow input."""
+
+class GridModelError(BlockhemsError, ValueError):
+    """Bad feeder name, bad network data or bad power-flow input; ``key`` names the builder
+    option or argument it refers to (e.g. ``min_group_size``), when there is one."""
 
 
 class PowerFlowError(GridModelError):

@@ -118,12 +118,14 @@ def assign_zones(
     if not 1 <= min_group_size <= max_group_size <= MAX_GROUP_SIZE:
         raise GridModelError(
             f"need 1 <= min_group_size ({min_group_size}) <= max_group_size ({max_group_size})"
-            f" <= {MAX_GROUP_SIZE}"
+            f" <= {MAX_GROUP_SIZE}",
+            key="min_group_size",
         )
     target = target_group_size or 2 * min_group_size
     if not min_group_size <= target <= max_group_size:
         raise GridModelError(
-            f"target_group_size {target} outside [{min_group_size}, {max_group_size}]"
+            f"target_group_size {target} outside [{min_group_size}, {max_group_size}]",
+            key="target_group_size",
         )
     rank = pd.Series(np.arange(len(dfs_order)), index=dfs_order)
     zone = pd.Series(-1, index=homes.index, dtype=int)
@@ -135,7 +137,8 @@ def assign_zones(
         if len(members) < min_group_size:
             raise GridModelError(
                 f"phase {phase} has {len(members)} homes, fewer than min_group_size "
-                f"{min_group_size}: no zone can be formed"
+                f"{min_group_size}: no zone can be formed",
+                key="min_group_size",
             )
         order = members.index[np.argsort(rank[members.bus].to_numpy(), kind="stable")]
         start = 0
@@ -346,7 +349,9 @@ def build_ieee_eu_lv(
     import pandapower.networks as pn
 
     if not 0.0 < power_factor <= 1.0:
-        raise GridModelError(f"power_factor must be in (0, 1], got {power_factor}")
+        raise GridModelError(
+            f"power_factor must be in (0, 1], got {power_factor}", key="power_factor"
+        )
     net = pn.ieee_european_lv_asymmetric()
     net.trafo["tap_dependency_table"] = False  # pandapower 3 field missing in the stored net
     notes = []
@@ -406,10 +411,14 @@ def build_large(
     unequal numbers of homes. Base demand per home is uniform in 0.5-2.5 kW at power factor 0.95.
     """
     if not 10 <= n_homes <= 5000:
-        raise GridModelError(f"large feeder: n_homes must be in [10, 5000], got {n_homes}")
+        raise GridModelError(
+            f"large feeder: n_homes must be in [10, 5000], got {n_homes}", key="n_homes"
+        )
     shares = np.asarray(phase_shares, dtype=float)
     if shares.shape != (3,) or np.any(shares <= 0) or not np.isclose(shares.sum(), 1.0):
-        raise GridModelError(f"phase_shares must be 3 positive numbers summing to 1: {shares}")
+        raise GridModelError(
+            f"phase_shares must be 3 positive numbers summing to 1: {shares}", key="phase_shares"
+        )
     rng = np.random.default_rng(seed)
     net = pp.create_empty_network(name="large", sn_mva=1.0)
     lv = _add_source_and_trafo(net, 33.0, 11.0, 10.0, 8.0, 0.8, 1.02)

@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from sim.errors import BlockhemsError
 from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
-from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR, ScenarioError
+from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,9 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _privacy(args: argparse.Namespace) -> int:
-    from sim.privacy.attacker import AttackError
-    from sim.privacy.experiment import ExperimentError, run_privacy, write_report
-    from sim.privacy.observers import ObserverError
+    from sim.privacy.experiment import run_privacy, write_report
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -118,11 +117,7 @@ def _privacy(args: argparse.Namespace) -> int:
         if not args.quiet and (slot + 1) % max(1, n_slots // 20) == 0:
             print(f"  slot {slot + 1}/{n_slots} ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    try:
-        report = run_privacy(scenario, args.days, args.train_days, args.lambda_, progress=progress)
-    except (ExperimentError, AttackError, ObserverError) as exc:
-        print(f"blockhems: {exc}", file=sys.stderr)
-        return 1
+    report = run_privacy(scenario, args.days, args.train_days, args.lambda_, progress=progress)
     files = write_report(report, out_dir)
     print(f"{'attacker':78s} {'bal. acc. [95 % CI]':>22s} {'AUC [95 % CI]':>22s}")
     for r in report.results:
@@ -211,21 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from grid_models import GridModelError
-    from sim.chain.connection import ChainError, ContractRevert
-    from sim.dso import DSOError
-    from sim.hems import HEMSConfigError
-    from sim.results import ResultsError
-
-    user_errors = (
-        ScenarioError,
-        ResultsError,
-        ChainError,
-        ContractRevert,
-        GridModelError,
-        DSOError,
-        HEMSConfigError,
-    )
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -233,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             "blockhems: interrupted; finished slots are kept in the results folder", file=sys.stderr
         )
         return 130
-    except user_errors as exc:
+    except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
         print(f"blockhems: {exc}", file=sys.stderr)
         return 1
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.errors import BlockhemsError
 from sim.scenario import Scenario, dump_scenario
 
 TABLES = ("slots", "groups", "homes", "dlmp", "voltages", "lines", "transactions")
 
 
-class ResultsError(RuntimeError):
+class ResultsError(BlockhemsError, RuntimeError):
     """A results folder is missing or incomplete."""
 
 

@@ -16,12 +16,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.errors import BlockhemsError
+
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS_DIR / "default.yaml"
 DAY_S = 86_400
 
 
-class ScenarioError(ValueError):
+class ScenarioError(BlockhemsError, ValueError):
     """A scenario file is missing, unreadable or invalid; the message names the key."""
 
 
@@ -246,7 +248,8 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(f"{source}: {_message(exc)}") from None
+        first = _location(exc.errors()[0]["loc"]) if exc.errors() else None
+        raise ScenarioError(f"{source}: {_message(exc)}", key=first) from None
 
 
 def override(scenario: Scenario, changes: dict[str, Any], source: str = "option") -> Scenario:
@@ -280,6 +283,14 @@ def dump_scenario(scenario: Scenario) -> str:
     return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
 
 
+# Feeder-builder options that the scenario sets from keys of its own (see build_scenario_feeder).
+_OPTION_KEYS = {
+    "min_group_size": "aggregation.min_group_size",
+    "target_group_size": "aggregation.target_group_size",
+    "n_homes": "homes.count",
+}
+
+
 def build_scenario_feeder(scenario: Scenario):
     """Build the scenario's feeder; a feeder that cannot satisfy the scenario is a ScenarioError.
 
@@ -296,8 +307,10 @@ def build_scenario_feeder(scenario: Scenario):
     try:
         feeder = build_feeder(scenario.feeder.name, **options)
     except GridModelError as exc:
-        key = "aggregation.min_group_size" if "min_group_size" in str(exc) else "feeder.options"
-        raise ScenarioError(f"scenario {scenario.name}: {key}: {exc}") from None
+        key = _OPTION_KEYS.get(exc.key, "feeder.options")
+        if exc.key in scenario.feeder.options:  # the user set it there
+            key = f"feeder.options.{exc.key}"
+        raise ScenarioError(f"scenario {scenario.name}: {key}: {exc}", key=key) from None
     if scenario.homes.count is not None and scenario.homes.count != feeder.n_homes:
         raise ScenarioError(
             f"scenario {scenario.name}: homes.count: feeder {scenario.feeder.name} has "

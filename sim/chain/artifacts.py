@@ -15,11 +15,13 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
 
+from sim.errors import BlockhemsError
+
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 BUILD_DIR = CONTRACTS_DIR / "build"
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(BlockhemsError, RuntimeError):
     """A contract artifact is missing or does not match its source."""
 
 

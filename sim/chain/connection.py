@@ -43,6 +43,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.types import RPCEndpoint, TxParams
 
 from sim.chain.artifacts import decode_revert
+from sim.errors import BlockhemsError
 
 Backend = Literal["embedded", "rpc", "revm"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "revm", "rpc")
@@ -55,11 +56,11 @@ _TIP_WEI = 1 * GWEI
 _FUNDING_WEI = 10 * 10**18  # ~5,000 transactions of 40k gas at the 50 gwei cap
 
 
-class ChainError(RuntimeError):
+class ChainError(BlockhemsError, RuntimeError):
     """The chain could not be reached or used."""
 
 
-class ContractRevert(RuntimeError):
+class ContractRevert(BlockhemsError, RuntimeError):
     """A contract call was refused; `error` is the Solidity custom error's name."""
 
     def __init__(self, label: str, error: str, args: dict[str, Any]) -> None:
@@ -67,7 +68,7 @@ class ContractRevert(RuntimeError):
         self.error = error
         self.args_by_name = args
         shown = ", ".join(f"{k}={v}" for k, v in args.items())
-        super().__init__(f"{label} refused by the contract: {error}({shown})")
+        super().__init__(f"{label} refused by the contract: {error}({shown})", key=label)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from sim.errors import BlockhemsError
+
 MODULUS = 1 << 128
 FIELDS = ("lower", "upper")
 _FIELD_CODE = {"lower": b"\x00", "upper": b"\x01"}
@@ -34,7 +36,7 @@ _PAIR_TAG = b"blockhems/pair-mask/v1"
 _DSO_TAG = b"blockhems/dso-mask/v1"
 
 
-class PrivacyError(RuntimeError):
+class PrivacyError(BlockhemsError, RuntimeError):
     """A step that would expose an individual home's value was refused."""
 
 

@@ -68,6 +68,8 @@ from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
 from web3.providers.base import BaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from sim.errors import BlockhemsError
+
 CHAIN_ID = 1337
 SPEC_ID = "Cancun"  # revm's SpecId name (case-sensitive; an unknown name silently means latest)
 BLOCK_GAS_LIMIT = 60_000_000  # as the pinned hardhat (2.29) node
@@ -90,7 +92,7 @@ _STORAGE_CHANGE = re.compile(
 _REVERT_OUTPUT = re.compile(r"output: (0x[0-9a-fA-F]*)")
 
 
-class RpcError(Exception):
+class RpcError(BlockhemsError):
     """A JSON-RPC error answer: code, message and optional data (revert bytes as hex)."""
 
     def __init__(self, code: int, message: str, data: str | None = None) -> None:

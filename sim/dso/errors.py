@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sim.errors import BlockhemsError
 
-class DSOError(ValueError):
+
+class DSOError(BlockhemsError, ValueError):
     """Bad input to the DSO (names the offending argument) or an unusable solver outcome."""

@@ -15,15 +15,17 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sim.errors import BlockhemsError
+
 __all__ = ["HEMSConfigError", "Range", "ApplianceRanges", "FleetConfig", "DEFAULT_TOU_HOURLY"]
 
 
-class HEMSConfigError(ValueError):
-    """A HEMS parameter or input is invalid. ``param`` names it."""
+class HEMSConfigError(BlockhemsError, ValueError):
+    """A HEMS parameter or input is invalid. ``param`` (also ``key``) names it."""
 
     def __init__(self, param: str, message: str) -> None:
         self.param = param
-        super().__init__(f"{param}: {message}")
+        super().__init__(f"{param}: {message}", key=param)
 
 
 def _finite(param: str, value: Any) -> float:

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.errors import BlockhemsError
+
 from .appliances import (
     GAIN_PER_OCCUPANT_KW,
     LOAD_HEAT_FRACTION,
@@ -122,7 +124,7 @@ def smart_homes(config: FleetConfig) -> np.ndarray:
     return smart
 
 
-class HEMSStateError(RuntimeError):
+class HEMSStateError(BlockhemsError, RuntimeError):
     """A fleet method was called out of order (e.g. for a slot other than the current one)."""
 
 

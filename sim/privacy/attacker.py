@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.errors import BlockhemsError
 from sim.privacy.metrics import Scores, balanced_accuracy, roc_auc, roc_curve, score
 from sim.privacy.observers import ObservedSeries
 
@@ -37,7 +38,7 @@ OBSERVER_NAMES = {
 }
 
 
-class AttackError(ValueError):
+class AttackError(BlockhemsError, ValueError):
     """The data cannot support the attack as asked (e.g. too few days to split)."""
 
 

@@ -34,6 +34,7 @@ from sim.agents import kw_to_w
 from sim.chain.baseline import SeedBaselineClient
 from sim.chain.connection import Chain
 from sim.chain.market import Market
+from sim.errors import BlockhemsError
 from sim.hems import HEMSFleet
 from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
 from sim.privacy.attacker import AttackResult, Split, attack_prior, attack_series
@@ -54,7 +55,7 @@ BAND_FRACTION = 0.25  # half-width of the price band, share of the energy price 
 OCCUPIED_ABOVE_ACTIVE = 0.0  # occupied: mean active occupants in the slot above this
 
 
-class ExperimentError(ValueError):
+class ExperimentError(BlockhemsError, ValueError):
     """The experiment cannot run as asked; the message says why."""
 
 

@@ -30,13 +30,14 @@ from web3.exceptions import MethodUnavailable
 
 from sim.chain.artifacts import load_artifact
 from sim.chain.masking import decode_watts
+from sim.errors import BlockhemsError
 
 ContractKind = Literal["baseline", "private"]
 ARTIFACT_OF: dict[str, str] = {"baseline": "SeedBaseline", "private": "PrivateAggregation"}
 WORD_MASK = (1 << 128) - 1
 
 
-class ObserverError(ValueError):
+class ObserverError(BlockhemsError, ValueError):
     """The chain or the inputs do not allow building an observer's view."""
 
 
