@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from markdown_section import write_section  # noqa: E402
 
 from sim.chain.connection import Chain, connect  # noqa: E402
-from sim.chain.market import Market, setup_market  # noqa: E402
+from sim.chain.deployment import Market, setup_market  # noqa: E402
 from sim.chain.node import HardhatNode, RevmNode, node_unavailable_reason  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/chain.py --write --json"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sim.cosim.world import run_scenario  # noqa: E402
 from sim.scenario import DEFAULT_SCENARIO, load_scenario  # noqa: E402
-from sim.world import run_scenario  # noqa: E402
 
 
 def main() -> None:

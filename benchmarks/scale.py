@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.markdown_section import write_section  # noqa: E402
-from sim.results import load_results  # noqa: E402
+from sim.cosim.world import run_scenario  # noqa: E402
+from sim.results.writer import load_results  # noqa: E402
 from sim.scenario import SCENARIOS_DIR, load_scenario, override  # noqa: E402
-from sim.world import run_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "docs" / "scale.png"
@@ -68,7 +68,7 @@ def measure(homes: int, backend: str, shards: int, hours: float | None) -> dict:
         setup = sum(outcome.setup_s.values()) + shard_setup
         stepped = wall - setup
         homes_table = load_results(tmp)["homes"]
-        hems = int(homes_table[homes_table.slot == 0].smart.sum())
+        hems = int(homes_table[homes_table["round"] == 0].smart.sum())
     return {
         "homes": homes,
         "hems_homes": hems,

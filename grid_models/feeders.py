@@ -30,13 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandapower as pp
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import depth_first_order
 
 from grid_models.errors import GridModelError
-
-PHASES = ("a", "b", "c")
-MAX_GROUP_SIZE = 160  # contract limit on the members of one aggregation group
+from grid_models.zones import PHASES, assign_zones, lv_dfs_order
+from sim.constants import DEFAULT_MIN_GROUP_SIZE, MAX_GROUP_SIZE
 
 
 @dataclass
@@ -80,75 +77,6 @@ class Feeder:
 # helpers shared by the builders
 
 
-def _lv_dfs_order(net: pp.pandapowerNet, root: int) -> np.ndarray:
-    """Buses of the radial LV network in depth-first order from ``root`` (bus labels)."""
-    lines = net.line[net.line.in_service]
-    buses = net.bus.index.to_numpy()
-    pos = {b: i for i, b in enumerate(buses)}
-    f = np.array([pos[b] for b in lines.from_bus])
-    t = np.array([pos[b] for b in lines.to_bus])
-    n = len(buses)
-    graph = coo_matrix((np.ones(len(f)), (f, t)), shape=(n, n)).tocsr()
-    order = depth_first_order(graph, pos[root], directed=False, return_predecessors=False)
-    return buses[order]
-
-
-def _zone_sizes(n: int, min_size: int, max_size: int, target: int) -> list[int]:
-    lo = -(-n // max_size)  # ceil
-    hi = n // min_size
-    k = int(np.clip(round(n / target), lo, hi))
-    base, extra = divmod(n, k)
-    return [base + 1 if i < extra else base for i in range(k)]
-
-
-def assign_zones(
-    homes: pd.DataFrame,
-    dfs_order: np.ndarray,
-    min_group_size: int,
-    max_group_size: int = MAX_GROUP_SIZE,
-    target_group_size: int | None = None,
-) -> tuple[pd.Series, pd.DataFrame]:
-    """Group homes per phase into zones by electrical proximity.
-
-    Homes of one phase are sorted by the depth-first position of their bus (so a zone covers
-    one subtree or neighbouring subtrees) and cut into ``k`` contiguous chunks of near-equal size,
-    with ``k`` closest to ``n / target_group_size`` such that every chunk has between
-    ``min_group_size`` and ``max_group_size`` homes. Returns (zone per home, zones table).
-    """
-    if not 1 <= min_group_size <= max_group_size <= MAX_GROUP_SIZE:
-        raise GridModelError(
-            f"need 1 <= min_group_size ({min_group_size}) <= max_group_size ({max_group_size})"
-            f" <= {MAX_GROUP_SIZE}",
-            key="min_group_size",
-        )
-    target = target_group_size or 2 * min_group_size
-    if not min_group_size <= target <= max_group_size:
-        raise GridModelError(
-            f"target_group_size {target} outside [{min_group_size}, {max_group_size}]",
-            key="target_group_size",
-        )
-    rank = pd.Series(np.arange(len(dfs_order)), index=dfs_order)
-    zone = pd.Series(-1, index=homes.index, dtype=int)
-    rows = []
-    for phase in PHASES:
-        members = homes[homes.phase == phase]
-        if members.empty:
-            continue
-        if len(members) < min_group_size:
-            raise GridModelError(
-                f"phase {phase} has {len(members)} homes, fewer than min_group_size "
-                f"{min_group_size}: no zone can be formed",
-                key="min_group_size",
-            )
-        order = members.index[np.argsort(rank[members.bus].to_numpy(), kind="stable")]
-        start = 0
-        for size in _zone_sizes(len(members), min_group_size, max_group_size, target):
-            zone[order[start : start + size]] = len(rows)
-            rows.append({"zone": len(rows), "phase": phase, "n_homes": size})
-            start += size
-    return zone, pd.DataFrame(rows)
-
-
 def _finish(
     name: str,
     net: pp.pandapowerNet,
@@ -175,7 +103,7 @@ def _finish(
         site_load[bus] = pp.create_asymmetric_load(net, bus, name=f"site bus {bus}")
     lv = net.trafo.lv_bus.iloc[0]
     zone, zones = assign_zones(
-        homes, _lv_dfs_order(net, lv), min_group_size, max_group_size, target_group_size
+        homes, lv_dfs_order(net, lv), min_group_size, max_group_size, target_group_size
     )
     homes["zone"] = zone.to_numpy()
     return Feeder(
@@ -261,7 +189,7 @@ TAN_PF95 = float(np.tan(np.arccos(0.95)))
 
 
 def build_small(
-    min_group_size: int = 5,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     max_group_size: int = MAX_GROUP_SIZE,
     target_group_size: int | None = None,
     home_kw: float = 2.0,
@@ -322,7 +250,7 @@ EU_LV_BASE_V = 416.0 / np.sqrt(3.0)  # 240.2 V phase-to-neutral, the feeder's pu
 
 
 def build_ieee_eu_lv(
-    min_group_size: int = 5,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     max_group_size: int = MAX_GROUP_SIZE,
     target_group_size: int | None = None,
     power_factor: float = 0.95,
@@ -395,7 +323,7 @@ def build_ieee_eu_lv(
 def build_large(
     n_homes: int = 1000,
     seed: int = 0,
-    min_group_size: int = 5,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     max_group_size: int = MAX_GROUP_SIZE,
     target_group_size: int | None = 40,
     phase_shares: tuple[float, float, float] = (0.42, 0.33, 0.25),

@@ -15,10 +15,10 @@ from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.plots import plot_results
-    from sim.results import summarize
+    from sim.cosim.world import run_scenario
+    from sim.results.plots import plot_results
+    from sim.results.writer import summarize
     from sim.scenario import load_scenario, override
-    from sim.world import run_scenario
 
     scenario = load_scenario(args.scenario)
     changes = {
@@ -63,7 +63,7 @@ def _print_summary(s: dict) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from sim.plots import plot_results
+    from sim.results.plots import plot_results
 
     for f in plot_results(args.results):
         print(f)

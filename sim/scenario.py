@@ -16,7 +16,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.constants import (
+    AC_ENGINES,
+    DEFAULT_AC_ENGINE,
+    DEFAULT_BLOCK_TIME_S,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_I_MARGIN_PCT,
+    DEFAULT_MIN_GROUP_SIZE,
+    DEFAULT_RECOVERY_S,
+    DEFAULT_V_MARGIN_PU,
+    MAX_GROUP_SIZE,
+)
 from sim.errors import BlockhemsError
+from sim.protocol import protocol_window_s
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS_DIR / "default.yaml"
@@ -111,9 +123,13 @@ class ChainSpec(_Strict):
         "JSON-RPC node at url",
     )
     url: str | None = None
-    block_time_s: int = Field(default=2, ge=1)
-    deadline_s: int = Field(default=300, ge=1, description="submission window after prices (s)")
-    recovery_s: int = Field(default=120, ge=1, description="dropout recovery window (s)")
+    block_time_s: int = Field(default=DEFAULT_BLOCK_TIME_S, ge=1)
+    deadline_s: int = Field(
+        default=DEFAULT_DEADLINE_S, ge=1, description="submission window after prices (s)"
+    )
+    recovery_s: int = Field(
+        default=DEFAULT_RECOVERY_S, ge=1, description="dropout recovery window (s)"
+    )
     dropout_probability: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="chance a home misses a round's submission"
     )
@@ -126,8 +142,8 @@ class ChainSpec(_Strict):
 
 
 class AggregationSpec(_Strict):
-    min_group_size: int = Field(default=5, ge=2, le=160)
-    target_group_size: int | None = Field(default=None, ge=2, le=160)
+    min_group_size: int = Field(default=DEFAULT_MIN_GROUP_SIZE, ge=2, le=MAX_GROUP_SIZE)
+    target_group_size: int | None = Field(default=None, ge=2, le=MAX_GROUP_SIZE)
 
 
 class DSOSpec(_Strict):
@@ -139,15 +155,17 @@ class DSOSpec(_Strict):
     )
     ampacity_factor: float = Field(default=1.0, gt=0.0, description="scales every line rating")
     v_margin_pu: float = Field(
-        default=0.0005,
+        default=DEFAULT_V_MARGIN_PU,
         ge=0.0,
         lt=0.1,
         description="margin the DSO keeps inside the voltage band for what it cannot see: "
         "how each group's total spreads over its homes, forecast errors, linearization",
     )
-    i_margin_pct: float = Field(default=0.5, ge=0.0, lt=50.0, description="same for ampacity")
-    ac_engine: Literal["pgm", "pandapower"] = Field(
-        default="pgm",
+    i_margin_pct: float = Field(
+        default=DEFAULT_I_MARGIN_PCT, ge=0.0, lt=50.0, description="same for ampacity"
+    )
+    ac_engine: Literal[AC_ENGINES] = Field(
+        default=DEFAULT_AC_ENGINE,
         description="engine of the DSO's own AC checks: power-grid-model (fast) or pandapower "
         "runpp_3ph (the grid simulator's engine)",
     )
@@ -209,7 +227,7 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _protocol_fits_slot(self) -> Scenario:
         chain = self.chain
-        window = chain.deadline_s + chain.recovery_s + 4 * chain.block_time_s
+        window = protocol_window_s(chain.block_time_s, chain.deadline_s, chain.recovery_s)
         if window >= self.time.slot_s:
             raise ValueError(
                 f"chain.deadline_s + chain.recovery_s + 4 blocks = {window} s must fit in one "

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from sim.chain.connection import BatchRevert, Chain, ContractRevert, TxRequest, connect
-from sim.chain.market import Market, setup_market
+from sim.chain.deployment import Market, setup_market
 from sim.chain.private import Status
 
 DEADLINE_S = 300

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sim.chain.market import x25519_key
+from sim.chain.deployment import x25519_key
 from sim.chain.masking import (
     MODULUS,
     DSOUnmasker,

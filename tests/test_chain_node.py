@@ -19,7 +19,7 @@ from web3 import HTTPProvider
 from web3.exceptions import TransactionNotFound
 
 from sim.chain.connection import Chain, ChainError, TxRequest, chain_lock_path, connect
-from sim.chain.market import setup_market, x25519_key
+from sim.chain.deployment import setup_market, x25519_key
 from sim.chain.node import RevmNode, start_node
 from sim.chain.private import HomeClient, PrivateAggregation
 from sim.chain.revm_node import main as revm_node_main

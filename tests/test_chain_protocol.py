@@ -9,7 +9,7 @@ from eth_utils import keccak
 
 from sim.chain.artifacts import load_artifact
 from sim.chain.connection import Chain, ContractRevert
-from sim.chain.market import Market, setup_market
+from sim.chain.deployment import Market, setup_market
 from sim.chain.masking import MODULUS, PrivacyError, decode_watts
 from sim.chain.private import Status
 

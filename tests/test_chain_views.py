@@ -8,7 +8,7 @@ import random
 import pytest
 
 from sim.chain.connection import Chain, ContractRevert
-from sim.chain.market import setup_market
+from sim.chain.deployment import setup_market
 from tests.test_chain_protocol import open_round, plaintext_bounds
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from grid_models import build_feeder
 from sim.dso import DSO
-from sim.forecast import DSOForecaster
+from sim.dso.forecast import DSOForecaster
+from sim.market.setup import aggregation_groups
 from sim.scenario import ScenarioError
-from sim.world import aggregation_groups
 
 
 def _mixed_fleet(feeder) -> np.ndarray:
@@ -73,7 +73,7 @@ class _RecordingClient:
 
 
 def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -> None:
-    from sim.agents import DSOAgent
+    from sim.market.agents import DSOAgent
 
     _, _, dso, fc = _dso_and_forecaster(np.full(96, 1.0))
     sizes = dso.group_ids

@@ -13,7 +13,7 @@ import yaml
 
 from sim.chain.baseline import SeedBaselineClient
 from sim.chain.connection import connect
-from sim.chain.market import setup_market
+from sim.chain.deployment import setup_market
 from sim.chain.masking import decode_watts
 from sim.cli import main
 from sim.privacy.attacker import (

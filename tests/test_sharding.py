@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.results import load_results
+from sim.cosim.world import run_scenario, shard_homes
+from sim.results.writer import load_results
 from sim.scenario import SCENARIOS_DIR, ScenarioError, parse_scenario
-from sim.world import run_scenario, shard_homes
 from tests.conftest import skip_or_fail
 
 
@@ -25,8 +25,8 @@ def _quick(hours: float = 1.0, **chain_and_homes) -> object:
 
 def _figures(out) -> dict:
     tables = load_results(out)
-    slots = tables["slots"].sort_values("slot").reset_index(drop=True)
-    homes = tables["homes"].sort_values(["slot", "home"]).reset_index(drop=True)
+    slots = tables["slots"].sort_values("round").reset_index(drop=True)
+    homes = tables["homes"].sort_values(["round", "home"]).reset_index(drop=True)
     return {"slots": slots, "homes": homes, "transactions": tables["transactions"], "out": out}
 
 
@@ -99,7 +99,7 @@ def test_grid_in_its_own_process_gives_the_same_results(in_process, tmp_path) ->
     got = _figures(tmp_path)
     _assert_same_results(in_process, got)
     voltages = [
-        load_results(d)["voltages"].sort_values(["slot", "bus", "phase"])
+        load_results(d)["voltages"].sort_values(["round", "bus", "phase"])
         for d in (
             in_process["out"],
             tmp_path,

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.plots import plot_results
-from sim.results import finished_slots, load_results, summarize
+from sim.cosim.world import build_parts, build_world, run_scenario
+from sim.results.plots import plot_results
+from sim.results.writer import finished_slots, load_results, summarize
 from sim.scenario import SCENARIOS_DIR, load_scenario
-from sim.world import build_parts, build_world, run_scenario
 
 GOLDEN = Path(__file__).parent / "golden" / "quick.json"
 LAMBDA_TOL = 1e-3
@@ -27,7 +27,7 @@ def quick_run(tmp_path_factory):
 
 
 def golden_figures(out_dir: Path) -> dict:
-    slots = load_results(out_dir)["slots"].sort_values("slot")
+    slots = load_results(out_dir)["slots"].sort_values("round")
     figures = {"lambda": slots["lambda"].round(6).tolist()}
     for ph in "abc":
         figures[f"v_min_{ph}_pu"] = slots[f"v_min_{ph}_pu"].round(6).tolist()
@@ -57,11 +57,11 @@ def test_quick_scenario_runs_every_slot_and_writes_every_table(quick_run) -> Non
 def test_dispatch_follows_lambda_and_the_caps_hold(quick_run) -> None:
     _, out, _ = quick_run
     tables = load_results(out)
-    lam = tables["slots"].set_index("slot")["lambda"]
+    lam = tables["slots"].set_index("round")["lambda"]
     smart = tables["homes"][tables["homes"].smart]
     expected = (
-        lam.loc[smart.slot].to_numpy() * smart.lmax_kw
-        + (1 - lam.loc[smart.slot].to_numpy()) * smart.lmin_kw
+        lam.loc[smart["round"]].to_numpy() * smart.lmax_kw
+        + (1 - lam.loc[smart["round"]].to_numpy()) * smart.lmin_kw
     )
     # lambda travels on chain as an integer of 1e-6; the cap uses the posted value.
     assert np.allclose(smart.cap_kw, expected, atol=1e-5 * smart.lmax_kw.abs().max() + 1e-9)
@@ -74,10 +74,10 @@ def test_dso_group_sums_equal_the_homes_ranges(quick_run) -> None:
     _, out, _ = quick_run
     tables = load_results(out)
     homes = tables["homes"][tables["homes"].submitted]
-    truth = homes.groupby(["slot", "group"])[["lmin_kw", "lmax_kw"]].sum()
-    dso = tables["groups"].set_index(["slot", "group"])[["lmin_kw", "lmax_kw"]]
+    truth = homes.groupby(["round", "group"])[["lmin_kw", "lmax_kw"]].sum()
+    dso = tables["groups"].set_index(["round", "group"])[["lmin_kw", "lmax_kw"]]
     joined = truth.join(dso, rsuffix="_dso")
-    n = homes.groupby(["slot", "group"]).size()
+    n = homes.groupby(["round", "group"]).size()
     for col in ("lmin_kw", "lmax_kw"):
         assert (abs(joined[col] - joined[f"{col}_dso"]) <= 0.0005 * n + 1e-9).all()
 
@@ -88,7 +88,7 @@ def test_no_voltage_outside_the_band_after_dispatch(quick_run) -> None:
     _, out, run = quick_run
     used = run.parts.scenario.dso
     groups = load_results(out)["groups"]
-    scarce = groups[groups.p_high_usd_per_kwh > 1.0].slot.nunique()
+    scarce = groups[groups.p_high_usd_per_kwh > 1.0]["round"].nunique()
     assert scarce >= 3, f"only {scarce} slots priced a binding limit: the test would be vacuous"
     summary = summarize(out, (used.v_min_pu, used.v_max_pu), 0.25)
     assert summary["voltage_violations"] == 0
@@ -111,7 +111,7 @@ def test_regression_lambda_and_voltages_match_golden(quick_run) -> None:
 
 def test_dso_receives_no_home_data_through_mosaik(tmp_path) -> None:
     """The world's data flows: nothing from the homes reaches the DSO; the DSO reads the chain."""
-    from sim.results import ResultsWriter
+    from sim.results.writer import ResultsWriter
 
     scenario = load_scenario(SCENARIOS_DIR / "quick.yaml")
     parts = build_parts(scenario)
@@ -154,8 +154,8 @@ def test_dropouts_are_recovered_and_sums_match_the_survivors(tmp_path) -> None:
     assert (~homes[homes.smart].submitted).any(), "no home dropped out: raise the probability"
     tx = tables["transactions"]
     assert (tx.label == "private.submitCorrection").any()
-    truth = homes[homes.submitted].groupby(["slot", "group"])[["lmin_kw", "lmax_kw"]].sum()
-    revealed = groups[groups.revealed].set_index(["slot", "group"])
+    truth = homes[homes.submitted].groupby(["round", "group"])[["lmin_kw", "lmax_kw"]].sum()
+    revealed = groups[groups.revealed].set_index(["round", "group"])
     joined = revealed.join(truth, rsuffix="_homes")
     assert len(joined) > 0
     assert (abs(joined.lmin_kw - joined.lmin_kw_homes) < 0.01).all()

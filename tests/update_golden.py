@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sim.cosim.world import run_scenario  # noqa: E402
 from sim.scenario import SCENARIOS_DIR, load_scenario  # noqa: E402
-from sim.world import run_scenario  # noqa: E402
 from tests.test_world import GOLDEN, golden_figures  # noqa: E402
 
 if __name__ == "__main__":

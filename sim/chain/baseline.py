@@ -10,10 +10,9 @@ from eth_account.signers.local import LocalAccount
 
 from sim.chain.artifacts import load_artifact
 from sim.chain.connection import Chain
+from sim.chain.units import lambda_from_chain, lambda_to_chain, price_from_chain, price_to_chain
 
 CONTRACT_NAME = "SeedBaseline"
-LAMBDA_SCALE = 1_000_000
-PRICE_SCALE = 1_000_000  # micro-$/kWh per $/kWh
 
 
 class SeedBaselineClient:
@@ -52,15 +51,15 @@ class SeedBaselineClient:
         self._transact(
             dso,
             "submitPrice",
-            round(p_high * PRICE_SCALE),
-            round(p_low * PRICE_SCALE),
+            price_to_chain(p_high),
+            price_to_chain(p_low),
             round_=round_,
         )
 
     def get_price(self) -> tuple[float, float]:
         """(p_high, p_low) in $/kWh."""
         upper, lower = self._call("getPrice")
-        return upper / PRICE_SCALE, lower / PRICE_SCALE
+        return price_from_chain(upper), price_from_chain(lower)
 
     def submit_range(
         self, home: LocalAccount, lower_w: int, upper_w: int, round_: int | None = None
@@ -75,10 +74,10 @@ class SeedBaselineClient:
         return int(event["args"]["lowerAgg"]), int(event["args"]["upperAgg"])
 
     def submit_lambda(self, dso: LocalAccount, lam: float, round_: int | None = None) -> None:
-        self._transact(dso, "submitLambda", round(lam * LAMBDA_SCALE), round_=round_)
+        self._transact(dso, "submitLambda", lambda_to_chain(lam), round_=round_)
 
     def get_lambda(self) -> float:
-        return self._call("getLambda") / LAMBDA_SCALE
+        return lambda_from_chain(self._call("getLambda"))
 
     def clear(self, dso: LocalAccount, round_: int | None = None) -> None:
         """Algorithm 1 step 8: clearPrice, clearRange, clearLambda."""

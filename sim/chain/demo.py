@@ -16,7 +16,7 @@ import pandas as pd
 
 from sim.chain.baseline import SeedBaselineClient
 from sim.chain.connection import Chain
-from sim.chain.market import setup_market
+from sim.chain.deployment import setup_market
 
 DEADLINE_S = 300
 

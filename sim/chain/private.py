@@ -1,8 +1,8 @@
 """Python client of the PrivateAggregation contract: deployment, the DSO and the homes.
 
 Units at this interface: demand bounds in integer watts (signed), prices in $/kWh, lambda as
-a float in [0, 1], times as block timestamps in seconds. On chain, prices are micro-$/kWh and
-lambda is scaled by 1e6.
+a float in [0, 1], times as block timestamps in seconds. On chain: the fixed-point scales of
+``sim.chain.units``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from sim.chain.masking import (
     PrivacyError,
     public_key_bytes,
 )
+from sim.chain.units import lambda_from_chain, lambda_to_chain, price_from_chain, price_to_chain
 from sim.chain.views import ViewCaller
+from sim.constants import DEFAULT_MIN_GROUP_SIZE, DEFAULT_RECOVERY_S
 
 CONTRACT_NAME = "PrivateAggregation"
-LAMBDA_SCALE = 1_000_000
-PRICE_SCALE = 1_000_000  # micro-$/kWh per $/kWh
 
 
 class Status(IntEnum):
@@ -85,10 +85,6 @@ class MemberInfo:
         )
 
 
-def price_to_chain(p_usd_per_kwh: float) -> int:
-    return round(p_usd_per_kwh * PRICE_SCALE)
-
-
 class PrivateAggregation:
     """A deployed PrivateAggregation contract and read access to its public state."""
 
@@ -110,8 +106,8 @@ class PrivateAggregation:
         chain: Chain,
         dso_account: LocalAccount,
         dso_key: X25519PrivateKey,
-        min_group_size: int = 5,
-        recovery_period_s: int = 120,
+        min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+        recovery_period_s: int = DEFAULT_RECOVERY_S,
     ) -> PrivateAggregation:
         factory = chain.w3.eth.contract(
             abi=load_artifact(CONTRACT_NAME)["abi"],
@@ -143,7 +139,7 @@ class PrivateAggregation:
     def price_bands(self, round_: int, groups: list[int]) -> dict[int, PriceBand]:
         answers = self.call_many([("getPrice", round_, g) for g in groups])
         return {
-            g: PriceBand(lo / PRICE_SCALE, hi / PRICE_SCALE, int(deadline))
+            g: PriceBand(price_from_chain(lo), price_from_chain(hi), int(deadline))
             for g, (lo, hi, deadline) in zip(groups, answers, strict=True)
         }
 
@@ -259,7 +255,7 @@ class DSOClient:
 
     def post_lambda(self, round_: int, lam: float) -> None:
         """Post the dispatch factor lambda in [0, 1] (rounded to 1e-6)."""
-        self._transact("submitLambda", round_, round(lam * LAMBDA_SCALE), round_=round_)
+        self._transact("submitLambda", round_, lambda_to_chain(lam), round_=round_)
 
 
 class HomeClient:
@@ -367,4 +363,4 @@ class HomeClient:
         return self._request("submitCorrection", round_, *words, round_=round_)
 
     def read_lambda(self, round_: int) -> float:
-        return self.agg.call("getLambda", round_) / LAMBDA_SCALE
+        return lambda_from_chain(self.agg.call("getLambda", round_))

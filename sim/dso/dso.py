@@ -31,6 +31,7 @@ from grid_models.errors import PowerFlowError
 from grid_models.feeders import Feeder
 from grid_models.linear import LinearModel, OperatingPoint
 from grid_models.powerflow import PowerFlowResult, run_power_flow
+from sim.constants import AC_ENGINES, DEFAULT_AC_ENGINE
 from sim.dso.errors import DSOError
 from sim.dso.limits import ConstraintRows, DSOLimits
 from sim.dso.stage1 import Stage1Problem, Stage1Result, price_bands
@@ -72,7 +73,7 @@ class DSO:
         forecast_power_factor: float = 0.95,
         max_iter: int = 5,
         stage1_ac: bool = True,
-        ac_engine: str = "pandapower",
+        ac_engine: str = DEFAULT_AC_ENGINE,
     ) -> None:
         self.feeder = feeder
         self.limits = limits or DSOLimits(feeder.v_min_pu, feeder.v_max_pu)
@@ -94,14 +95,15 @@ class DSO:
         self.tan_forecast = float(np.tan(np.arccos(forecast_power_factor)))
         self.max_iter = int(max_iter)
         self.stage1_ac = bool(stage1_ac)
+        if ac_engine not in AC_ENGINES:
+            shown = " or ".join(repr(e) for e in sorted(AC_ENGINES))
+            raise DSOError(f"ac_engine must be {shown}, got {ac_engine!r}")
         if ac_engine == "pgm":
             from grid_models.pgm import PGMPowerFlow
 
             self._pgm: PGMPowerFlow | None = PGMPowerFlow(feeder)
-        elif ac_engine == "pandapower":
-            self._pgm = None
         else:
-            raise DSOError(f"ac_engine must be 'pandapower' or 'pgm', got {ac_engine!r}")
+            self._pgm = None
         if groups is None:
             homes = feeder.homes
             groups = {int(z): homes.home_id[homes.zone == z].tolist() for z in feeder.zones.zone}
@@ -243,18 +245,8 @@ class DSO:
         """
         if mode not in MODES:
             raise DSOError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        g = (self.n_groups,)
+        lmin, lmax, lo_p, hi_p = self._group_inputs(lmin_kw, lmax_kw, p_low, p_high)
         ns = self.feeder.n_sites
-        lmin = _finite("lmin_kw", lmin_kw, g)
-        lmax = _finite("lmax_kw", lmax_kw, g)
-        lo_p = _finite("p_low", p_low, g)
-        hi_p = _finite("p_high", p_high, g)
-        bad = np.flatnonzero(lmin > lmax)
-        if bad.size:
-            raise DSOError(f"Lmin > Lmax for groups {self.group_ids[bad].tolist()}")
-        bad = np.flatnonzero(lo_p > hi_p)
-        if bad.size:
-            raise DSOError(f"p_low > p_high for groups {self.group_ids[bad].tolist()}")
         base_p = _finite("nonhems_p_kw", nonhems_p_kw, (ns,))
         base_q = (
             base_p * self.tan_forecast
@@ -269,27 +261,62 @@ class DSO:
         lim = self._limits(limits)
         if mode not in self._stage2:
             self._stage2[mode] = Stage2Problem(self.rows, 1 if mode == "single" else self.n_groups)
-        prob = self._stage2[mode]
-
         w = self.weights
-        delta = lmax - lmin
+        # lambda_g of each group from the problem's lambdas: all equal (single) or one each
         e = np.ones((self.n_groups, 1)) if mode == "single" else np.eye(self.n_groups)
         p_fixed = base_p + w @ lmin
         q_fixed = base_q + self.tan_hems * (w @ lmin)
-        dp = (w * delta[None, :]) @ e
-        dq = self.tan_hems * dp
+        delta = lmax - lmin
+
+        def dispatch(lam_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            dp = w @ (delta * lam_g)
+            return p_fixed + dp, q_fixed + self.tan_hems * dp
+
         op = self.op
         if op is None:
             op = self.model.operating_point(self._ac(p_fixed, q_fixed, slot), p_fixed, q_fixed)
+        return self._clear(
+            self._stage2[mode], op, lim, price, e, delta, lo_p, hi_p, dispatch, mode, slot
+        )
 
-        def dispatch(lam_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return p_fixed + w @ (delta * lam_g), q_fixed + self.tan_hems * (w @ (delta * lam_g))
+    def _group_inputs(
+        self, lmin_kw, lmax_kw, p_low, p_high
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The groups' ranges (kW) and bands ($/kWh), checked: finite, one per group, ordered."""
+        g = (self.n_groups,)
+        lmin = _finite("lmin_kw", lmin_kw, g)
+        lmax = _finite("lmax_kw", lmax_kw, g)
+        lo_p = _finite("p_low", p_low, g)
+        hi_p = _finite("p_high", p_high, g)
+        bad = np.flatnonzero(lmin > lmax)
+        if bad.size:
+            raise DSOError(f"Lmin > Lmax for groups {self.group_ids[bad].tolist()}")
+        bad = np.flatnonzero(lo_p > hi_p)
+        if bad.size:
+            raise DSOError(f"p_low > p_high for groups {self.group_ids[bad].tolist()}")
+        return lmin, lmax, lo_p, hi_p
 
+    def _clear(
+        self,
+        prob: Stage2Problem,
+        op: OperatingPoint,
+        lim: DSOLimits,
+        price: float,
+        e: np.ndarray,
+        delta: np.ndarray,
+        lo_p: np.ndarray,
+        hi_p: np.ndarray,
+        dispatch,
+        mode: str,
+        slot: int | None,
+    ) -> Stage2Result:
+        """The lambda QP on the linear model, checked by AC and re-linearized at the AC
+        solution until the AC flow keeps the limits (at most ``max_iter`` solves)."""
+        w = self.weights
+        p_fixed, q_fixed = dispatch(np.zeros(self.n_groups))
+        dp = (w * delta[None, :]) @ e
+        dq = self.tan_hems * dp
         infeasible = False
-        lam = np.zeros(e.shape[1])
-        welfare = 0.0
-        cost_g = np.zeros(self.n_groups)
-        v_pred = np.sqrt(op.vsq[self.rows.v_rows])
         it = 0
         while it < self.max_iter:
             it += 1

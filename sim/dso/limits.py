@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grid_models.linear import LinearModel, OperatingPoint
+from sim.constants import DEFAULT_I_MARGIN_PCT, DEFAULT_V_MARGIN_PU
 from sim.dso.errors import DSOError
 
 
@@ -36,8 +37,8 @@ class DSOLimits:
     v_min_pu: float
     v_max_pu: float
     line_ampacity_a: Mapping[int, float] = field(default_factory=dict)
-    v_margin_pu: float = 5e-4
-    i_margin_pct: float = 0.5
+    v_margin_pu: float = DEFAULT_V_MARGIN_PU
+    i_margin_pct: float = DEFAULT_I_MARGIN_PCT
 
     def validate(self, known_lines: np.ndarray) -> None:
         for name in ("v_min_pu", "v_max_pu", "v_margin_pu", "i_margin_pct"):

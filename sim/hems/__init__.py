@@ -19,14 +19,17 @@ Public API (plain Python, no mosaik)::
 * :mod:`sim.hems.data` -- weather (pvlib TMY3), PV, richardsonpy load and
   occupancy, hot-water draws, price scenarios.
 * :mod:`sim.hems.appliances` -- battery, HVAC + 1R1C house, water heater.
-* :mod:`sim.hems.policy` -- value functions, one-step problem, training.
+* :mod:`sim.hems.policy` -- value functions, the one-step problem, capped response.
+* :mod:`sim.hems.training` -- sampled training days, backward DP of the value functions.
+* :mod:`sim.hems.homes` -- which homes are smart, household loads, HVAC sizing.
 * :mod:`sim.hems.fleet` -- :class:`HEMSFleet` (ranges, dispatch, records).
 * :mod:`sim.hems.baselines` -- perfect-foresight LP, ADP vs myopic comparison.
 """
 
 from .config import ApplianceRanges, FleetConfig, HEMSConfigError, Range
 from .data import Weather, load_weather, sample_prices
-from .fleet import CAP_TOL_KW, RECORD_NAMES, HEMSFleet, HEMSStateError, smart_homes
+from .fleet import CAP_TOL_KW, RECORD_NAMES, HEMSFleet, HEMSStateError
+from .homes import smart_homes
 
 __all__ = [
     "ApplianceRanges",

@@ -61,6 +61,16 @@ LOAD_HEAT_FRACTION = 0.8  # share of the non-controllable load that ends up as i
 SOLAR_APERTURE_M2 = 2.0  # effective solar aperture of the windows, m2
 
 
+def internal_gains_kw(load_kw: np.ndarray, active: np.ndarray, ghi_w_m2: np.ndarray) -> np.ndarray:
+    """Heat gains inside a home (kW): part of its electric load, its active occupants and the
+    sun through the windows."""
+    return (
+        LOAD_HEAT_FRACTION * load_kw
+        + GAIN_PER_OCCUPANT_KW * active
+        + SOLAR_APERTURE_M2 * ghi_w_m2 / 1000.0
+    )
+
+
 @dataclass
 class SmartHomeParams:
     """Per-home parameter arrays (shape (H,)) of the smart homes; units in names."""

@@ -44,42 +44,37 @@ import numpy as np
 from sim.errors import BlockhemsError
 
 from .appliances import (
-    GAIN_PER_OCCUPANT_KW,
-    LOAD_HEAT_FRACTION,
-    SOLAR_APERTURE_M2,
     SmartHomeParams,
     battery_step,
     hvac_mode,
     hvac_step,
+    internal_gains_kw,
     max_draw_litres,
     sample_params,
-    size_hvac,
     wh_step,
 )
 from .config import FleetConfig, HEMSConfigError
 from .data import (
     Weather,
     hot_water_draws,
-    household_days,
     load_weather,
     price_forecast_slots,
-    sample_prices,
 )
+from .homes import fleet_seeds, household_loads, hvac_sizes, smart_homes
 from .policy import (
     ADPPolicy,
     ExoSlot,
     MyopicPolicy,
     Policy,
-    TrainingData,
     ValueFunctions,
     build_options,
     capped_response,
     respond,
     state_nodes,
-    train_value_functions,
 )
+from .training import TrainingData, sample_training_days, train_value_functions, training_pool
 
-__all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES", "smart_homes"]
+__all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES"]
 
 CAP_TOL_KW = 1e-6
 VIOLATION_TOL_C = 1e-9  # comfort violations below this (float rounding) are recorded as 0
@@ -103,37 +98,10 @@ RECORD_NAMES = (
     "price_usd_per_kwh",
     "draw_l",
 )
-TRAIN_POOL_HOUSEHOLDS = 8
-TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX = 0.5, 1.2
-
-
-def _seeds(config: FleetConfig) -> list[np.random.SeedSequence]:
-    return np.random.SeedSequence(config.seed).spawn(7)
-
-
-def smart_homes(config: FleetConfig) -> np.ndarray:
-    """Which homes of a fleet built from `config` are HEMS homes (bool per home), without
-    building the fleet (a fleet's profiles and training take seconds to minutes)."""
-    h = config.n_homes
-    smart = np.zeros(h, dtype=bool)
-    smart[
-        np.random.default_rng(_seeds(config)[0]).permutation(h)[
-            : int(round(config.smart_share * h))
-        ]
-    ] = True
-    return smart
 
 
 class HEMSStateError(BlockhemsError, RuntimeError):
     """A fleet method was called out of order (e.g. for a slot other than the current one)."""
-
-
-def _gains(load_kw: np.ndarray, active: np.ndarray, ghi: np.ndarray) -> np.ndarray:
-    return (
-        LOAD_HEAT_FRACTION * load_kw
-        + GAIN_PER_OCCUPANT_KW * active
-        + SOLAR_APERTURE_M2 * ghi / 1000.0
-    )
 
 
 class HEMSFleet:
@@ -152,22 +120,12 @@ class HEMSFleet:
             raise HEMSConfigError("policy", f"must be 'adp' or 'myopic', got {policy!r}")
         self.config = cfg = config
         self.dt_h = cfg.dt_h
-        self.slots_per_day = spd = cfg.slots_per_day
-        self.n_slots = n = spd * cfg.n_days
+        self.slots_per_day = cfg.slots_per_day
+        self.n_slots = cfg.slots_per_day * cfg.n_days
         self.n_homes = h = cfg.n_homes
-        if weather is None:
-            weather = load_weather(cfg.weather_file, cfg.start_day, cfg.n_days, cfg.slot_s)
-        if not isinstance(weather, Weather):
-            raise HEMSConfigError("weather", "must be a sim.hems.data.Weather")
-        if weather.slot_s != cfg.slot_s or weather.n_slots != n:
-            raise HEMSConfigError(
-                "weather",
-                f"needs {n} slots of {cfg.slot_s} s, got {weather.n_slots} of {weather.slot_s} s",
-            )
-        self.weather = weather
-        s_smart, s_occ, s_hh, s_par, s_draw, s_train, s_pf = _seeds(cfg)
+        self.weather = self._checked_weather(weather)
+        s_smart, s_occ, s_hh, s_par, s_draw, s_train, s_pf = fleet_seeds(cfg)
         self.smart = smart_homes(cfg)
-        n_smart = int(self.smart.sum())
         self.smart_idx = np.flatnonzero(self.smart)
         occ_r = cfg.ranges.occupants
         self.n_occupants = np.random.default_rng(s_occ).integers(
@@ -176,74 +134,24 @@ class HEMSFleet:
         self.power_factor = np.random.default_rng(s_par).uniform(
             cfg.ranges.power_factor.lo, cfg.ranges.power_factor.hi, h
         )
-        # household load and occupancy (richardsonpy), one per home or from a pool
-        hh_seeds = np.random.default_rng(s_hh).integers(0, 2**31 - 1, h)
-        self.load_kw = np.zeros((h, n))
-        self.occupancy = np.zeros((h, n))
-        pool = cfg.load_profile_pool
-        if pool is None:
-            for i in range(h):
-                self.load_kw[i], self.occupancy[i] = household_days(
-                    int(hh_seeds[i]),
-                    int(self.n_occupants[i]),
-                    cfg.start_day,
-                    cfg.n_days,
-                    weather.ghi_w_m2,
-                    cfg.slot_s,
-                )
-        else:
-            cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-            for i in range(h):
-                key = (int(self.n_occupants[i]), int(hh_seeds[i] % pool))
-                if key not in cache:
-                    cache[key] = household_days(
-                        key[1] * 7919 + key[0],
-                        key[0],
-                        cfg.start_day,
-                        cfg.n_days,
-                        weather.ghi_w_m2,
-                        cfg.slot_s,
-                    )
-                self.load_kw[i], self.occupancy[i] = cache[key]
-        # smart-home appliances
-        self.params: SmartHomeParams = sample_params(np.random.default_rng(s_par), n_smart, cfg)
-        p = self.params
-        si = self.smart_idx
-        self.pv_kw = np.zeros((h, n))
-        self.pv_kw[si] = p.pv_kwp[:, None] * weather.pv_kw_per_kwp[p.pv_orientation]
-        self.gain_kw = _gains(self.load_kw[si], self.occupancy[si], weather.ghi_w_m2[None, :])
-        self.draw_l = np.zeros((h, n))
-        self._draw_rng = np.random.default_rng(s_draw)
-        self.draw_l[si] = hot_water_draws(
-            self._draw_rng,
-            self.occupancy[si],
-            p.hot_water_l_per_person_day,
-            self.n_occupants[si],
-            cfg.slot_s,
-            max_draw_litres(p, self.dt_h),
+        self.load_kw, self.occupancy = household_loads(
+            cfg, self.n_occupants, self.weather.ghi_w_m2, s_hh
         )
-        self.t_out_c = weather.temp_out_c
+        self.params: SmartHomeParams = sample_params(
+            np.random.default_rng(s_par), len(self.smart_idx), cfg
+        )
+        self._smart_exogenous(s_draw)
         self.price_forecast = price_forecast_slots(cfg.price_forecast_usd_per_kwh, cfg.slot_s)
         self._train_seed = s_train
         self.training_data: TrainingData | None = None
         self._trained_day: int | None = None
-        if n_smart:
-            # size the HVAC for the simulated weather, +/- 3 sigma forecast errors and
-            # the sampled training households' gains
-            sd3 = 3.0 * cfg.temp_forecast_sd_c
-            pool_gain = self._pool()[2]
-            conds_t = np.concatenate(
-                [
-                    self.t_out_c - sd3,
-                    self.t_out_c + sd3,
-                    np.tile(self.t_out_c[:spd] - sd3, len(pool_gain)),
-                    np.tile(self.t_out_c[:spd] + sd3, len(pool_gain)),
-                ]
-            )
-            g_pool = np.concatenate([np.broadcast_to(g, (n_smart, spd)) for g in pool_gain], axis=1)
-            conds_g = np.concatenate([self.gain_kw, self.gain_kw, g_pool, g_pool], axis=1)
-            p.hvac_kw = size_hvac(p, conds_t, conds_g)
-        self.mode = hvac_mode(p, self.t_out_c[None, :], self.gain_kw) if n_smart else None
+        self._pool_cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        p = self.params
+        if len(self.smart_idx):
+            p.hvac_kw = hvac_sizes(p, self.t_out_c, self.gain_kw, self.training_pool()[2], cfg)
+            self.mode = hvac_mode(p, self.t_out_c[None, :], self.gain_kw)
+        else:
+            self.mode = None
         self.nodes = state_nodes(p, cfg.n_state_points)
         self.e0_kwh = 0.5 * (p.e_min_kwh + p.e_max_kwh)
         self.terminal_usd_per_kwh = np.max(self.price_forecast) / p.bat_eff
@@ -253,84 +161,46 @@ class HEMSFleet:
         self.policy: Policy | None = None
         self.reset()
 
-    # ------------------------------------------------------------ setup
-    def _pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Training households (richardsonpy, seeded): load, occupancy, the largest
-        gains each could cause (for sizing), occupant counts."""
-        if not hasattr(self, "_pool_cache"):
-            cfg = self.config
-            spd = self.slots_per_day
-            ghi = self.weather.ghi_w_m2[:spd]
-            loads, occs, n_occ = [], [], []
-            for j in range(TRAIN_POOL_HOUSEHOLDS):
-                n = 1 + j % 5
-                lo, oc = household_days(
-                    10_000 + 31 * cfg.seed + j, n, cfg.start_day, 1, ghi, cfg.slot_s
-                )
-                loads.append(lo)
-                occs.append(oc)
-                n_occ.append(n)
-            loads, occs = np.array(loads), np.array(occs)
-            occ_max = self.n_occupants.max()
-            gmax = [
-                _gains(
-                    ld * np.sqrt(occ_max), np.full(spd, float(occ_max)), TRAIN_GHI_FACTOR_MAX * ghi
-                )
-                for ld in loads
-            ]
-            self._pool_cache = (loads, occs, np.array(gmax), np.array(n_occ))
-        return self._pool_cache
-
-    def _training_data(self, day: int) -> TrainingData:
-        """Sampled days for training the value functions of simulated day ``day``.
-
-        Prices: hourly lognormal noise around the forecast. Outdoor temperature:
-        the day's weather plus an AR(1) forecast error (sigma ``temp_forecast_sd_c``,
-        hourly correlation 0.9). Irradiance: the day's GHI times a random daily
-        factor (cloudiness). Loads, occupancy and hot-water draws: pooled
-        richardsonpy households scaled to each home's occupant count.
-        """
-        cfg = self.config
-        rng = np.random.default_rng([*self._train_seed.generate_state(2), day])
-        k, spd = cfg.n_train_days, self.slots_per_day
-        p = self.params
-        si = self.smart_idx
-        m = cfg.n_price_samples
-        price = sample_prices(
-            rng, cfg.price_forecast_usd_per_kwh, cfg.price_noise, k * m, cfg.slot_s
-        ).reshape(k, m, spd)
-        day_slots = slice(day * spd, (day + 1) * spd)
-        phi = 0.9**self.dt_h
-        err = np.empty((k, spd))
-        err[:, 0] = rng.normal(0.0, cfg.temp_forecast_sd_c, k)
-        for t in range(1, spd):
-            err[:, t] = phi * err[:, t - 1] + np.sqrt(1 - phi**2) * rng.normal(
-                0.0, cfg.temp_forecast_sd_c, k
+    def _checked_weather(self, weather: Weather | None) -> Weather:
+        cfg, n = self.config, self.n_slots
+        if weather is None:
+            weather = load_weather(cfg.weather_file, cfg.start_day, cfg.n_days, cfg.slot_s)
+        if not isinstance(weather, Weather):
+            raise HEMSConfigError("weather", "must be a sim.hems.data.Weather")
+        if weather.slot_s != cfg.slot_s or weather.n_slots != n:
+            raise HEMSConfigError(
+                "weather",
+                f"needs {n} slots of {cfg.slot_s} s, got {weather.n_slots} of {weather.slot_s} s",
             )
-        t_out = self.t_out_c[day_slots][None, :] + err
-        ghi = self.weather.ghi_w_m2[day_slots][None, :] * rng.uniform(
-            TRAIN_GHI_FACTOR_MIN, TRAIN_GHI_FACTOR_MAX, (k, 1)
+        return weather
+
+    def _smart_exogenous(self, draw_seed: np.random.SeedSequence) -> None:
+        """The smart homes' PV output, internal gains and hot-water draws per slot."""
+        cfg, h, n = self.config, self.n_homes, self.n_slots
+        p, si, weather = self.params, self.smart_idx, self.weather
+        self.pv_kw = np.zeros((h, n))
+        self.pv_kw[si] = p.pv_kwp[:, None] * weather.pv_kw_per_kwp[p.pv_orientation]
+        self.gain_kw = internal_gains_kw(
+            self.load_kw[si], self.occupancy[si], weather.ghi_w_m2[None, :]
         )
-        pool_load, pool_occ, _, pool_n = self._pool()
-        pick = rng.integers(0, TRAIN_POOL_HOUSEHOLDS, (k, len(si)))
-        scale = self.n_occupants[si][None, :] / pool_n[pick]
-        gain = np.empty((k, len(si), spd))
-        draw = np.empty((k, len(si), spd))
-        mode = np.empty((k, len(si), spd))
-        for d in range(k):
-            ld = pool_load[pick[d]] * np.sqrt(scale[d])[:, None]
-            oc = np.minimum(pool_occ[pick[d]] * scale[d][:, None], self.n_occupants[si][:, None])
-            gain[d] = _gains(ld, oc, ghi[d][None, :])
-            draw[d] = hot_water_draws(
-                rng,
-                oc,
-                p.hot_water_l_per_person_day,
-                self.n_occupants[si],
-                cfg.slot_s,
-                max_draw_litres(p, self.dt_h),
-            )
-            mode[d] = hvac_mode(p, t_out[d][None, :], gain[d])
-        return TrainingData(price=price, t_out_c=t_out, gain_kw=gain, mode=mode, draw_l=draw)
+        self.draw_l = np.zeros((h, n))
+        self._draw_rng = np.random.default_rng(draw_seed)
+        self.draw_l[si] = hot_water_draws(
+            self._draw_rng,
+            self.occupancy[si],
+            p.hot_water_l_per_person_day,
+            self.n_occupants[si],
+            cfg.slot_s,
+            max_draw_litres(p, self.dt_h),
+        )
+        self.t_out_c = weather.temp_out_c
+
+    # ------------------------------------------------------------ setup
+    def training_pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The training households (see :func:`sim.hems.training.training_pool`), cached."""
+        if self._pool_cache is None:
+            self._pool_cache = training_pool(self)
+        return self._pool_cache
 
     def train(self, day: int | None = None) -> float:
         """Train the ADP value functions for simulated day ``day`` (default: the day of
@@ -344,7 +214,7 @@ class HEMSFleet:
             return 0.0
         cfg = self.config
         day = self.slot // self.slots_per_day if day is None else day
-        self.training_data = self._training_data(day)
+        self.training_data = sample_training_days(self, day)
         self._trained_day = day
         self.value_functions, self.training_seconds = train_value_functions(
             self.params,

@@ -26,8 +26,9 @@ price and found by vectorized bisection (the import is monotone in ``mu``).
 
 Value functions ``V[t](s)`` for t = 0..S (S slots per day) are separable
 (one per device) and piecewise linear on a uniform grid over each home's
-band (SOC range, indoor comfort band, tank band). They are trained by a
-backward pass of sample-average stochastic dynamic programming on the grid
+band (SOC range, indoor comfort band, tank band). They are trained
+(:mod:`sim.hems.training`) by a backward pass of sample-average stochastic
+dynamic programming on the grid
 (``V[t](node) = mean over sampled scenarios of the one-step minimum``), over
 sampled days: hourly price noise around the forecast, the day's temperature
 plus forecast errors, cloudiness, pooled richardsonpy households' loads,
@@ -39,8 +40,6 @@ at ``max(price forecast) / efficiency`` $/kWh; thermal terminal values are 0.
 
 from __future__ import annotations
 
-import functools
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,9 +48,7 @@ from .appliances import (
     SmartHomeParams,
     battery_candidates,
     hvac_candidates,
-    hvac_free_slope,
     wh_candidates,
-    wh_free_slope,
 )
 
 __all__ = [
@@ -65,7 +62,6 @@ __all__ = [
     "build_options",
     "respond",
     "capped_response",
-    "train_value_functions",
     "state_nodes",
 ]
 
@@ -336,125 +332,3 @@ def capped_response(
     for d in options:
         x[d] = np.where(not_feasible, floor[d], x[d])
     return x, feasible
-
-
-# ---------------------------------------------------------------- training
-@dataclass
-class TrainingData:
-    """Sampled days for training: prices (K, M, S) (M price scenarios per sampled
-    day), t_out (K, S), per home (K, H, S)."""
-
-    price: np.ndarray
-    t_out_c: np.ndarray
-    gain_kw: np.ndarray
-    mode: np.ndarray
-    draw_l: np.ndarray
-
-
-def train_value_functions(
-    params: SmartHomeParams,
-    data: TrainingData,
-    dt_h: float,
-    n_points: int,
-    deg_usd_per_kwh: float,
-    terminal_usd_per_kwh: np.ndarray,
-    e0_kwh: np.ndarray,
-    chunk: int = 250,
-) -> tuple[ValueFunctions, float]:
-    """Backward stochastic DP on the state grids; returns (value functions, seconds).
-
-    ``V[t](s) = mean_k,m min_u [price_kmt * dt * x + extra + P * viol + V[t+1](s')]``
-    over the K sampled days and M price scenarios per day, for every node s of
-    each device's grid, every home.
-    """
-    t0 = time.perf_counter()
-    k_days, _, s = data.price.shape
-    vf = ValueFunctions(params, s, n_points)
-    h = params.n
-    for start in range(0, h, chunk):
-        sl = np.arange(start, min(start + chunk, h))
-        p = params.subset(sl)
-        nodes = state_nodes(p, n_points)
-        lo = {d: vf.lo[d][sl] for d in DEVICES}
-        hi = {d: vf.hi[d][sl] for d in DEVICES}
-        vf.v["bat"][s, sl] = terminal_usd_per_kwh[sl, None] * np.maximum(
-            e0_kwh[sl, None] - nodes["bat"], 0.0
-        )
-        bx, bn, _, bextra, bvalid = battery_candidates(
-            p, nodes["bat"], nodes["bat"], dt_h, deg_usd_per_kwh
-        )
-        for t in range(s - 1, -1, -1):
-            nxt_v = {d: vf.v[d][t + 1, sl] for d in DEVICES}
-            vfun = {d: functools.partial(interp_uniform, nxt_v[d], lo[d], hi[d]) for d in DEVICES}
-            fb = bextra + _with_values(bn, nxt_v["bat"], vfun["bat"])
-            fb = np.where(bvalid, fb, np.inf)
-            acc = {d: np.zeros((len(sl), n_points)) for d in DEVICES}
-            for k in range(k_days):
-                prices = data.price[k, :, t]
-                for price in prices:
-                    acc["bat"] += (price * dt_h * bx + fb).min(axis=-1)
-                free, slope = hvac_free_slope(
-                    p,
-                    nodes["hvac"],
-                    data.t_out_c[k, t],
-                    data.gain_kw[k, sl, t][:, None],
-                    data.mode[k, sl, t][:, None],
-                    dt_h,
-                )
-                acc["hvac"] += _dp_linear(
-                    free, slope, p.hvac_kw, nodes["hvac"], prices, dt_h, nxt_v["hvac"], vfun["hvac"]
-                )
-                free, slope = wh_free_slope(p, nodes["wh"], data.draw_l[k, sl, t][:, None], dt_h)
-                acc["wh"] += _dp_linear(
-                    free, slope, p.wh_kw, nodes["wh"], prices, dt_h, nxt_v["wh"], vfun["wh"]
-                )
-            for d in DEVICES:
-                vf.v[d][t, sl] = acc[d] / (k_days * data.price.shape[1])
-    return vf, time.perf_counter() - t0
-
-
-def _dp_linear(
-    free: np.ndarray,
-    slope: np.ndarray,
-    xmax: np.ndarray,
-    nodes: np.ndarray,
-    prices: np.ndarray,
-    dt_h: float,
-    node_vals: np.ndarray,
-    vfun,
-) -> np.ndarray:
-    """Exact one-step minimum, summed over ``prices``, for a device with next state
-    ``free + slope * x``.
-
-    Same candidate set as :func:`build_options` (reachable nodes, x = 0, x = xmax)
-    and the same lexicographic comfort rule, written for speed: reaching node j
-    from state i costs ``price * dt * (node_j - free_i) / slope + V_j``, so the
-    node part is ``min_j (c node_j + V_j)`` over the reachable window, minus
-    ``c free_i`` (states (H, G), nodes (H, G), ``slope`` (H, 1) per home).
-    """
-    xm = xmax[:, None]
-    end = free + slope * xm
-    r_lo, r_hi = np.minimum(free, end), np.maximum(free, end)
-    nb = nodes[:, None, :]
-    reach = (nb >= r_lo[..., None] - 1e-9) & (nb <= r_hi[..., None] + 1e-9)
-    any_node = reach.any(axis=-1)
-    lo, hi = nodes[:, :1], nodes[:, -1:]
-    v0 = np.maximum(lo - free, 0.0) + np.maximum(free - hi, 0.0)
-    v1 = np.maximum(lo - end, 0.0) + np.maximum(end - hi, 0.0)
-    ends = vfun(np.stack([free, end], axis=-1))
-    minviol = np.where(any_node, 0.0, np.minimum(v0, v1))
-    ok0 = v0 <= minviol + 1e-9
-    ok1 = v1 <= minviol + 1e-9
-    base0 = np.where(ok0, ends[..., 0] + COMFORT_PENALTY_USD_PER_C * v0, np.inf)
-    base1 = ends[..., 1] + COMFORT_PENALTY_USD_PER_C * v1
-    inv_slope = dt_h / slope  # (H, 1): the slope does not depend on the state
-    unreachable = np.where(reach, 0.0, np.inf)  # additive mask, reused for every price
-    total = np.zeros(free.shape)
-    for price in prices:
-        c = price * inv_slope  # $ per degC
-        w = c * nodes + node_vals  # (H, G)
-        node_min = (unreachable + w[:, None, :]).min(axis=-1)
-        node_cost = np.where(any_node, node_min - c * free, np.inf)
-        cost1 = np.where(ok1, price * dt_h * xm + base1, np.inf)
-        total += np.minimum(np.minimum(node_cost, base0), cost1)
-    return total

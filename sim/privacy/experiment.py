@@ -2,7 +2,7 @@
 
 The protocol is driven directly, without mosaik and without the grid (the grid does not
 change what homes submit): the scenario's fleet and aggregation groups are built the way a
-co-simulation run builds them (`sim.world`), then every slot of whole days runs
+co-simulation run builds them (`sim.market.setup`), then every slot of whole days runs
 
 1. the DSO opens the round of every group with a price band: the scenario's energy price of
    the hour +/- BAND_FRACTION (the DSO's default band half-width; no network pricing);
@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.agents import kw_to_w
 from sim.chain.baseline import SeedBaselineClient
 from sim.chain.connection import Chain
-from sim.chain.market import Market
+from sim.chain.deployment import Market
+from sim.chain.units import kw_to_w
 from sim.errors import BlockhemsError
 from sim.hems import HEMSFleet
+from sim.market.setup import aggregation_groups, build_fleet, connect_without_node, open_market
 from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
 from sim.privacy.attacker import AttackResult, Split, attack_prior, attack_series
 from sim.privacy.observers import (
@@ -48,8 +49,8 @@ from sim.privacy.observers import (
     chain_home_series,
     dso_series,
 )
+from sim.protocol import dispatch_cap
 from sim.scenario import Scenario, build_scenario_feeder, parse_scenario, resolve_scenario
-from sim.world import _connect, aggregation_groups, build_fleet, open_market
 
 BAND_FRACTION = 0.25  # half-width of the price band, share of the energy price (sim.dso default)
 OCCUPIED_ABOVE_ACTIVE = 0.0  # occupied: mean active occupants in the slot above this
@@ -110,7 +111,7 @@ def run_protocol(
     fleet = build_fleet(scenario, feeder.n_homes)
     fleet.train()
     groups = aggregation_groups(feeder, fleet.smart, scenario.aggregation.min_group_size)
-    chain = chain or _connect(scenario)
+    chain = chain or connect_without_node(scenario)
     # the eavesdropper follows the chain from the start; it holds only a JSON-RPC reader
     observer = ChainObserver(ChainReader(chain.w3))
     market, clients = open_market(scenario, chain, groups)
@@ -166,7 +167,7 @@ def run_protocol(
             seed_contract.clear(dso_account, round_=slot)
         market.dso.post_lambda(slot, lam)
         lam_read = clients[home_ids[0]].read_lambda(slot)
-        cap = np.where(smart, lam_read * lmax + (1.0 - lam_read) * lmin, np.inf)
+        cap = np.where(smart, dispatch_cap(lam_read, lmin, lmax), np.inf)
         fleet.dispatch(slot, cap)
         if progress is not None:
             progress(slot, t.n_slots)

@@ -1,4 +1,4 @@
-"""Rows of the results tables (see sim/results.py) from the state of each component."""
+"""Rows of the results tables (see sim.results.writer) from the state of each component."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from grid_models import PHASES, Feeder, PowerFlowResult
 
 if TYPE_CHECKING:  # the grid's own process needs grid_rows only, not the chain and DSO stack
-    from sim.agents import DSOAgent, HomesAgent
+    from sim.market.agents import DSOAgent, HomesAgent
 
 
 def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
@@ -20,7 +20,7 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
         agg = agent.aggregates.get(group)
         groups.append(
             {
-                "slot": round_,
+                "round": round_,
                 "group": group,
                 "p_low_usd_per_kwh": float(s1.p_low[g]),
                 "p_high_usd_per_kwh": float(s1.p_high[g]),
@@ -34,7 +34,7 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
     sites = feeder.sites
     dlmp = [
         {
-            "slot": round_,
+            "round": round_,
             "site": int(i),
             "bus": int(sites.bus.iloc[i]),
             "phase": sites.phase.iloc[i],
@@ -47,7 +47,7 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
         for i in range(len(sites))
     ]
     slot_row = {
-        "slot": round_,
+        "round": round_,
         "hour": slot * agent.slot_h,
         "energy_price_usd_per_kwh": float(agent.energy_price[round_]),
         "lambda": float(s2.lam),
@@ -70,7 +70,7 @@ def homes_rows(
     violation = fleet.records["comfort_violation_c"][:, slot]
     rows = [
         {
-            "slot": round_,
+            "round": round_,
             "home": int(i),
             "group": agent.group_of.get(i, -1),
             "smart": bool(fleet.smart[i]),
@@ -90,7 +90,7 @@ def homes_rows(
         return {"homes": rows}
     smart = fleet.smart
     totals = {
-        "slot": round_,
+        "round": round_,
         "import_kw": float(agent.import_kw.sum()),
         "hems_lmin_kw": float(agent.lmin_kw[smart].sum()),
         "hems_lmax_kw": float(agent.lmax_kw[smart].sum()),
@@ -105,14 +105,14 @@ def homes_rows(
 def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str, list[dict]]:
     vm = result.vm_pu
     voltages = [
-        {"slot": round_, "bus": int(b), "phase": ph, "vm_pu": float(vm[i, k])}
+        {"round": round_, "bus": int(b), "phase": ph, "vm_pu": float(vm[i, k])}
         for i, b in enumerate(result.bus)
         for k, ph in enumerate(PHASES)
         if np.isfinite(vm[i, k])
     ]
     lines = [
         {
-            "slot": round_,
+            "round": round_,
             "line": int(line),
             "phase": ph,
             "i_a": float(result.line_i_a[i, k]),
@@ -125,7 +125,7 @@ def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str,
     bus_kv = feeder.net.bus.vn_kv
     lv = bus_kv.loc[result.bus].to_numpy() <= bus_kv.loc[feeder.lv_bus] + 1e-9
     row = {
-        "slot": round_,
+        "round": round_,
         "losses_kw": float(result.losses_kw),
         "max_line_loading_pct": float(np.nanmax(result.line_loading_pct)),
         "max_trafo_loading_pct": float(np.nanmax(result.trafo_loading_pct)),

@@ -1,6 +1,6 @@
 """A shard of the HEMS fleet as its own mosaik simulator process.
 
-    python -m sim.shard HOST:PORT      (mosaik starts it; see SIM_CONFIG["HomesShard"])
+    python -m sim.cosim.shard HOST:PORT      (mosaik starts it; see SIM_CONFIG["HomesShard"])
 
 The shard gets plain parameters over mosaik's socket: the resolved scenario (YAML), its homes,
 the chain's JSON-RPC url and the contract address. It builds the scenario's whole fleet (the
@@ -20,10 +20,11 @@ import mosaik_api_v3
 import yaml
 
 from sim.chain.connection import connect
-from sim.chain.market import attach_homes
+from sim.chain.deployment import attach_homes
+from sim.cosim.simulators import STEP_S, HomesSim
+from sim.market.setup import build_fleet, homes_agent
+from sim.results.tables import homes_rows
 from sim.scenario import parse_scenario
-from sim.simulators import STEP_S, HomesSim
-from sim.tables import homes_rows
 
 
 class HomesShardSim(HomesSim):
@@ -56,8 +57,6 @@ class HomesShardSim(HomesSim):
         self.setup_s = 0.0
 
     def _build(self, scenario_yaml, n_homes, hems_ids, groups, url, contract, market_seed) -> None:
-        from sim.world import build_fleet, homes_agent
-
         start = wallclock.perf_counter()
         scenario = parse_scenario(yaml.safe_load(scenario_yaml), f"{self.name} scenario")
         fleet = build_fleet(scenario, n_homes)

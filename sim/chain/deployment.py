@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from sim.chain.connection import Chain
 from sim.chain.private import DSOClient, HomeClient, PrivateAggregation
+from sim.constants import DEFAULT_MIN_GROUP_SIZE, DEFAULT_RECOVERY_S
 
 
 def x25519_key(seed: str) -> X25519PrivateKey:
@@ -37,8 +38,8 @@ def setup_market(
     chain: Chain,
     groups: Sequence[int],
     seed: str = "blockhems",
-    min_group_size: int = 5,
-    recovery_period_s: int = 120,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    recovery_period_s: int = DEFAULT_RECOVERY_S,
 ) -> Market:
     """Deploy the contract and register one home per entry of `groups` (its group id)."""
     accounts = chain.new_accounts(len(groups) + 1, seed)

@@ -14,13 +14,11 @@ import numpy as np
 
 from grid_models import PowerFlowError
 from sim.chain.private import DSOClient, HomeClient, Status
+from sim.chain.units import kw_to_w, lambda_as_posted
 from sim.dso import DSO, DSOError
-from sim.forecast import DSOForecaster
+from sim.dso.forecast import DSOForecaster
 from sim.hems import HEMSFleet
-
-
-def kw_to_w(values_kw: np.ndarray) -> list[int]:
-    return [int(round(v * 1000.0)) for v in np.asarray(values_kw, dtype=float)]
+from sim.protocol import dispatch_cap
 
 
 class DSOAgent:
@@ -94,8 +92,8 @@ class DSOAgent:
         )
         lam = float(self.stage2.lam)
         self.client.post_lambda(round_, lam)
-        lam_posted = round(lam * 1e6) / 1e6  # what the homes will read from the chain
-        self.forecaster.observe_dispatch(lam_posted * lmax + (1 - lam_posted) * lmin)
+        # the group totals the homes dispatch at the lambda they read back from the chain
+        self.forecaster.observe_dispatch(dispatch_cap(lambda_as_posted(lam), lmin, lmax))
         self.group_lmin_kw, self.group_lmax_kw = lmin, lmax
         return lam
 
@@ -176,7 +174,7 @@ class HomesAgent:
         slot = round_ + self.slot_offset
         first = next(iter(self.clients.values()), None)
         self.lam = first.read_lambda(round_) if first is not None else float("nan")
-        cap = self.lam * self.lmax_kw + (1.0 - self.lam) * self.lmin_kw
+        cap = dispatch_cap(self.lam, self.lmin_kw, self.lmax_kw)
         self.cap_kw = np.where(self.fleet.smart, cap, np.inf)
         self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
         self.q_kvar = self.fleet.last_q_kvar

@@ -1,6 +1,6 @@
 """The grid simulator in its own mosaik process.
 
-    python -m sim.grid_process HOST:PORT      (mosaik starts it; see SIM_CONFIG["GridProcess"])
+    python -m sim.cosim.grid_process HOST:PORT   (mosaik starts it; SIM_CONFIG["GridProcess"])
 
 Nothing in a slot waits for the grid's power flow except the recorder, so in its own process
 the power flow of slot r runs while the main process already runs the DSO and the homes of
@@ -13,9 +13,9 @@ from __future__ import annotations
 import mosaik_api_v3
 import yaml
 
+from sim.cosim.simulators import STEP_S, GridSim
+from sim.results.tables import grid_rows
 from sim.scenario import build_scenario_feeder, parse_scenario
-from sim.simulators import STEP_S, GridSim
-from sim.tables import grid_rows
 
 
 class GridProcessSim(GridSim):

@@ -18,58 +18,14 @@ from __future__ import annotations
 
 import time as wallclock
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import mosaik_api_v3
 import numpy as np
 
-PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
+from sim.protocol import PHASE_NAMES, Schedule
+
 STEP_S = "_step_s"  # records key under which a simulator process reports its wall time
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Simulated seconds of each protocol phase inside slot r: r * slot_s + offset."""
-
-    slot_s: int
-    n_slots: int
-    block_s: int
-    deadline_s: int
-    recovery_s: int
-
-    @property
-    def offsets(self) -> dict[str, int]:
-        b, d, r = self.block_s, self.deadline_s, self.recovery_s
-        return {
-            "price": 0,
-            "submit": b,
-            "recover": d + b,  # first block after the deadline
-            "lambda": d + r + 2 * b,  # recovery closed
-            "dispatch": d + r + 3 * b,
-            "record": d + r + 4 * b,
-        }
-
-    @property
-    def end(self) -> int:
-        return self.n_slots * self.slot_s
-
-    def times(self, phases: tuple[str, ...]) -> list[int]:
-        offs = sorted(self.offsets[p] for p in phases)
-        return [r * self.slot_s + o for r in range(self.n_slots) for o in offs]
-
-    def phase_at(self, time: int) -> tuple[int, str]:
-        round_, offset = divmod(time, self.slot_s)
-        for name, off in self.offsets.items():
-            if off == offset:
-                return round_, name
-        raise ValueError(f"no protocol phase at simulated second {time}")
-
-    def next_after(self, time: int, phases: tuple[str, ...]) -> int:
-        """The next time one of `phases` comes after `time`; `end` when none does (mosaik
-        needs a next step from a time-based simulator and never runs one at `end`)."""
-        later = [t for t in self.times(phases) if t > time]
-        return later[0] if later else self.end
 
 
 def _meta(model: str, attrs: list[str], sim_type: str = "time-based") -> dict:

@@ -18,13 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from sim.results import ResultsError, load_results  # noqa: E402
+from sim.results.writer import ResultsError, load_results  # noqa: E402
 
 PHASE_COLORS = {"a": "tab:red", "b": "tab:green", "c": "tab:blue"}
 
 
 def _hours(tables: dict[str, pd.DataFrame]) -> pd.Series:
-    slots = tables["slots"].set_index("slot")
+    slots = tables["slots"].set_index("round")
     return slots["hour"]
 
 
@@ -38,7 +38,7 @@ def _save(fig, path: Path) -> Path:
 def plot_dispatch(tables, out: Path) -> Path:
     groups, homes, hours = tables["groups"], tables["homes"], _hours(tables)
     smart = homes[homes.smart]
-    actual = smart.groupby(["slot", "group"])[["cap_kw", "import_kw"]].sum().reset_index()
+    actual = smart.groupby(["round", "group"])[["cap_kw", "import_kw"]].sum().reset_index()
     ids = sorted(groups.group.unique())
     cols = min(3, len(ids))
     rows = -(-len(ids) // cols)
@@ -46,8 +46,8 @@ def plot_dispatch(tables, out: Path) -> Path:
         rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False, sharex=True
     )
     for ax, group in zip(axes.flat, ids, strict=False):
-        g = groups[groups.group == group].set_index("slot")
-        a = actual[actual.group == group].set_index("slot")
+        g = groups[groups.group == group].set_index("round")
+        a = actual[actual.group == group].set_index("round")
         x = hours.loc[g.index]
         ax.fill_between(
             x, g.lmin_kw, g.lmax_kw, step="post", alpha=0.25, label="range [Lmin, Lmax]"
@@ -75,7 +75,7 @@ def plot_prices(tables, out: Path) -> Path:
     ax1.set_title("Dispatch factor λ")
     ax1.grid(alpha=0.3)
     for group, g in groups.groupby("group"):
-        x = hours.loc[g.slot]
+        x = hours.loc[g["round"]]
         ax2.fill_between(x, g.p_low_usd_per_kwh, g.p_high_usd_per_kwh, step="post", alpha=0.2)
         ax2.step(x, g.p_low_usd_per_kwh, where="post", lw=0.8, label=f"group {group}")
     ax2.step(
@@ -120,7 +120,7 @@ def plot_voltages(tables, out: Path, band: tuple[float, float]) -> Path:
 def plot_dlmp(tables, out: Path) -> Path:
     dlmp, hours = tables["dlmp"], _hours(tables)
     parts = ["energy", "loss", "congestion", "voltage"]
-    mean = dlmp.groupby("slot")[[f"{p}_usd_per_kwh" for p in parts] + ["dlmp_usd_per_kwh"]].mean()
+    mean = dlmp.groupby("round")[[f"{p}_usd_per_kwh" for p in parts] + ["dlmp_usd_per_kwh"]].mean()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x = hours.loc[mean.index]
     for p in parts:

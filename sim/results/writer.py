@@ -1,6 +1,11 @@
 """The results folder of a run: the resolved scenario and tidy CSV tables, slot by slot.
 
-Tables (one row per slot and key, units in column names):
+Every table is keyed by ``round``: the market round, which is also the index of the simulated
+slot counted from the run's first slot (round 0 starts at ``time.start_hour``; the slot of the
+day is ``hour / slot length``; ``slots.csv`` has ``hour``, the run's hour from midnight of the
+first day). Transactions outside any round (deployment, registration) have an empty ``round``.
+
+Tables (one row per round and key, units in column names):
     slots.csv         lambda, DSO iterations, losses, substation power, voltage extremes per phase
     groups.csv        price band, revealed [Lmin, Lmax], contributors, dispatched and actual totals
     homes.csv         per home: band, range, cap, actual import, comfort violation
@@ -64,9 +69,9 @@ def load_results(out_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def finished_slots(out_dir: str | Path) -> list[int]:
-    """Slots whose row made it into slots.csv (written last in each slot)."""
+    """Rounds whose row made it into slots.csv (written last in each slot)."""
     slots = load_results(out_dir)["slots"]
-    return [] if slots.empty else sorted(slots["slot"].astype(int).tolist())
+    return [] if slots.empty else sorted(slots["round"].astype(int).tolist())
 
 
 def summarize(out_dir: str | Path, v_band: tuple[float, float], slot_h: float) -> dict:

@@ -1,8 +1,9 @@
 """Assemble and run one scenario: build the parts, connect them in mosaik, write results.
 
 `build_parts` creates the plain objects (feeder for the grid, the DSO's own copy of the
-feeder, the HEMS fleet, the chain with the contract and registered homes); `build_world`
-wires them into a mosaik World; `run_scenario` does both, runs, and returns a summary.
+feeder, the HEMS fleet, the chain with the contract and registered homes; the pieces come from
+`sim.market.setup`); `build_world` wires them into a mosaik World; `run_scenario` does both,
+runs, and returns a summary.
 """
 
 from __future__ import annotations
@@ -12,17 +13,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mosaik
-import numpy as np
 
-from sim import simulators as sims
-from sim.agents import DSOAgent, HomesAgent
-from sim.chain.connection import Chain, connect
-from sim.chain.market import setup_market
-from sim.chain.node import start_node
-from sim.dso import DSO, DSOLimits
-from sim.forecast import DSOForecaster, load_research_profile_kw
-from sim.hems import FleetConfig, HEMSConfigError, HEMSFleet, load_weather, smart_homes
-from sim.results import ResultsWriter
+from sim.chain.connection import Chain
+from sim.hems import load_weather, smart_homes
+from sim.market.agents import DSOAgent, HomesAgent
+from sim.market.setup import (
+    aggregation_groups,
+    build_dso,
+    build_fleet,
+    day_prices,
+    fleet_config,
+    homes_agent,
+    market_seed,
+    open_chain,
+    open_market,
+)
+from sim.protocol import Schedule
+from sim.results.tables import dso_rows, grid_rows, homes_rows
+from sim.results.writer import ResultsWriter
 from sim.scenario import (
     Scenario,
     ScenarioError,
@@ -30,15 +38,14 @@ from sim.scenario import (
     dump_scenario,
     resolve_scenario,
 )
-from sim.tables import dso_rows, grid_rows, homes_rows
 
 SIM_CONFIG: dict[str, dict[str, str]] = {
-    name: {"python": f"sim.simulators:{name}"}
+    name: {"python": f"sim.cosim.simulators:{name}"}
     for name in ("ChainSim", "DSOSim", "HomesSim", "GridSim", "RecorderSim")
 }
 # A shard of the HEMS fleet in its own OS process (mosaik starts it and talks over a socket).
-SIM_CONFIG["HomesShard"] = {"cmd": "%(python)s -m sim.shard %(addr)s"}
-SIM_CONFIG["GridProcess"] = {"cmd": "%(python)s -m sim.grid_process %(addr)s"}
+SIM_CONFIG["HomesShard"] = {"cmd": "%(python)s -m sim.cosim.shard %(addr)s"}
+SIM_CONFIG["GridProcess"] = {"cmd": "%(python)s -m sim.cosim.grid_process %(addr)s"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Parts:
     processes: `homes_agent` is None and `shards` holds each shard's start parameters."""
 
     scenario: Scenario
-    schedule: sims.Schedule
+    schedule: Schedule
     grid_feeder: object
     dso_agent: DSOAgent
     homes_agent: HomesAgent | None
@@ -67,91 +74,14 @@ class Parts:
     node: object | None = None  # a node process the run started (stopped by run_scenario)
 
 
-def aggregation_groups(feeder, smart: np.ndarray, min_group_size: int) -> dict[int, list[int]]:
-    """Groups of HEMS homes: the feeder's zones restricted to smart homes, with a zone that
-    keeps fewer than `min_group_size` smart homes merged into its neighbour on the same phase."""
-    homes = feeder.homes
-    groups: dict[int, list[int]] = {}
-    for phase, zones in feeder.zones.groupby("phase", sort=False):
-        pending: list[int] = []
-        phase_groups: list[tuple[int, list[int]]] = []
-        for zone in zones.zone:
-            members = homes.home_id[(homes.zone == zone) & smart[homes.home_id]].tolist()
-            pending += members
-            if len(pending) >= min_group_size:
-                phase_groups.append((int(zone), pending))
-                pending = []
-        if pending:
-            if not phase_groups:
-                raise ScenarioError(
-                    f"phase {phase} has only {len(pending)} smart homes, fewer than "
-                    f"aggregation.min_group_size {min_group_size}: raise homes.smart_share or "
-                    "lower aggregation.min_group_size"
-                )
-            phase_groups[-1][1].extend(pending)
-        groups.update(phase_groups)
-    return groups
-
-
-def _fleet_config(scenario: Scenario, n_homes: int) -> FleetConfig:
-    homes, t = scenario.homes, scenario.time
-    data = {
-        "seed": homes.seed,
-        "n_homes": n_homes,
-        "smart_share": homes.smart_share,
-        "slot_s": t.slot_s,
-        "start_day": t.day_of_year,
-        "n_days": t.days,
-        "ranges": homes.ranges,
-        "load_profile_pool": homes.load_profile_pool,
-        "battery_export": homes.battery_export,
-    }
-    try:
-        return FleetConfig.from_dict(data)
-    except HEMSConfigError as exc:
-        raise ScenarioError(f"scenario {scenario.name}: homes.{exc}") from None
-
-
-def build_fleet(scenario: Scenario, n_homes: int) -> HEMSFleet:
-    """The scenario's HEMS fleet (untrained); the same homes in every process that builds it."""
-    config = _fleet_config(scenario, n_homes)
-    try:
-        return HEMSFleet(config)
-    except HEMSConfigError as exc:
-        raise ScenarioError(f"scenario {scenario.name}: homes.{exc}") from None
-
-
-def day_prices(scenario: Scenario) -> list[float]:
-    """Substation energy price ($/kWh) of every slot from midnight to the run's last slot."""
-    t, spec = scenario.time, scenario.dso
-    return [spec.energy_price(int(s * t.slot_s // 3600)) for s in range(t.first_slot + t.n_slots)]
-
-
-def homes_agent(
-    scenario: Scenario, fleet: HEMSFleet, clients: dict, groups: dict[int, list[int]]
-) -> HomesAgent:
-    """The agent of `clients` (all HEMS homes, or a shard's) in the aggregation `groups`,
-    warmed up to the first slot."""
-    t = scenario.time
-    agent = HomesAgent(
-        fleet,
-        clients,
-        groups,
-        t.first_slot,
-        scenario.chain.dropout_probability,
-        scenario.homes.seed,
-    )
-    agent.warm_up(np.asarray(day_prices(scenario)[: t.first_slot]))
-    return agent
-
-
 def shard_homes(groups: dict[int, list[int]], n_homes: int, n_shards: int) -> list[list[int]]:
     """Fleet indices per shard: whole aggregation groups, largest first to the shard with the
     fewest HEMS homes so far; ordinary homes (no chain work) go with shard 0."""
     if n_shards > len(groups):
         raise ScenarioError(
             f"homes.shards = {n_shards} exceeds the {len(groups)} aggregation groups (a shard "
-            "holds whole groups): lower homes.shards"
+            "holds whole groups): lower homes.shards",
+            key="homes.shards",
         )
     shards: list[list[int]] = [[] for _ in range(n_shards)]
     for group in sorted(groups, key=lambda g: (-len(groups[g]), g)):
@@ -173,7 +103,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     n_homes, sharded = grid_feeder.n_homes, scenario.homes.shards > 1
     start = time.perf_counter()
     if sharded:  # the shard processes build and train the fleet
-        config = _fleet_config(scenario, n_homes)
+        config = fleet_config(scenario, n_homes)
         fleet, smart = None, smart_homes(config)
         weather = load_weather(config.weather_file, config.start_day, config.n_days, config.slot_s)
         ghi_w_m2 = weather.ghi_w_m2
@@ -188,20 +118,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     shards = shard_homes(groups, n_homes, scenario.homes.shards) if sharded else []
     start = time.perf_counter()
     spec = scenario.dso
-    ratings = {}
-    if spec.ampacity_factor != 1.0:
-        ratings = (dso_feeder.net.line.max_i_ka * 1000.0 * spec.ampacity_factor).to_dict()
-    limits = DSOLimits(
-        spec.v_min_pu,
-        spec.v_max_pu,
-        line_ampacity_a=ratings,
-        v_margin_pu=spec.v_margin_pu,
-        i_margin_pct=spec.i_margin_pct,
-    )
-    dso = DSO(dso_feeder, limits=limits, groups=groups, ac_engine=spec.ac_engine)
-    profile = load_research_profile_kw(t.day_of_year, t.days, t.slot_s, ghi_w_m2)
-    sizes = [len(groups[int(g)]) for g in dso.group_ids]
-    forecaster = DSOForecaster(dso_feeder, smart, dso.weights, sizes, profile)
+    dso, forecaster = build_dso(scenario, dso_feeder, groups, smart, ghi_w_m2)
     setup_s["dso"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -213,7 +130,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         t0 = chain.now() + 60
         setup_s["chain"] = time.perf_counter() - start
 
-        schedule = sims.Schedule(
+        schedule = Schedule(
             t.slot_s,
             t.n_slots,
             scenario.chain.block_time_s,
@@ -246,57 +163,6 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     parts = Parts(scenario, schedule, grid_feeder, dso_agent, agent, chain, t0, setup_s)
     parts.shards, parts.node = shard_params, node
     return parts
-
-
-def market_seed(scenario: Scenario) -> str:
-    """The seed of the run's deterministic accounts and keys (see sim.chain.market)."""
-    return f"{scenario.name}/{scenario.homes.seed}"
-
-
-def open_market(scenario: Scenario, chain: Chain, groups: dict[int, list[int]]):
-    """Deploy the contract, register every HEMS home in its group; returns the market and
-    each home's chain client by home id."""
-    home_ids = sorted(h for members in groups.values() for h in members)
-    group_of = {h: g for g, members in groups.items() for h in members}
-    market = setup_market(
-        chain,
-        [group_of[h] for h in home_ids],
-        seed=market_seed(scenario),
-        min_group_size=scenario.aggregation.min_group_size,
-        recovery_period_s=scenario.chain.recovery_s,
-    )
-    return market, dict(zip(home_ids, market.homes, strict=True))
-
-
-def open_chain(scenario: Scenario) -> tuple[Chain, object | None]:
-    """The scenario's chain, and the node process started for it (None if none was).
-
-    hardhat starts a local hardhat node; revm with shards runs as a local revm node so that
-    the shard processes reach the same chain; the processes then serialize their batches.
-    """
-    spec = scenario.chain
-    shared = scenario.homes.shards > 1
-    if spec.backend == "rpc":
-        return connect("rpc", spec.url, shared=shared), None
-    if spec.backend == "hardhat" or (spec.backend == "revm" and shared):
-        node = start_node(spec.backend)
-        try:
-            return connect("rpc", node.url, shared=shared), node
-        except BaseException:
-            node.stop()
-            raise
-    return connect(spec.backend), None
-
-
-def _connect(scenario: Scenario) -> Chain:
-    """A chain without a node process of the run's own (for callers that keep no node)."""
-    spec = scenario.chain
-    if spec.backend == "hardhat":
-        raise ScenarioError(
-            f"scenario {scenario.name}: chain.backend hardhat needs a node started by "
-            "`blockhems run`; here use revm, embedded, or rpc with the url of a running node"
-        )
-    return connect("rpc", spec.url) if spec.backend == "rpc" else connect(spec.backend)
 
 
 def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:

@@ -1,0 +1,23 @@
+"""Limits and defaults that several layers share, each written once.
+
+Imports nothing, so every layer (grid_models, the chain client, the DSO, the scenario schema)
+reads them from here. The contract's own copy of a limit is checked against these by the tests
+(tests/test_layout.py).
+"""
+
+from __future__ import annotations
+
+# Aggregation groups
+MAX_GROUP_SIZE = 160  # members of one group: PrivateAggregation.MAX_GROUP_SLOTS (one bitmap word)
+DEFAULT_MIN_GROUP_SIZE = 5  # no group registers or reveals a sum with fewer contributors
+
+# Protocol timing (simulated seconds)
+DEFAULT_BLOCK_TIME_S = 2
+DEFAULT_DEADLINE_S = 300  # submission window after the prices
+DEFAULT_RECOVERY_S = 120  # dropout recovery window after the deadline
+
+# The DSO
+AC_ENGINES = ("pgm", "pandapower")  # engines of the DSO's own AC checks
+DEFAULT_AC_ENGINE = "pgm"  # power-grid-model: same answers as runpp_3ph, much faster
+DEFAULT_V_MARGIN_PU = 5e-4  # kept inside the voltage band for the linear model's error
+DEFAULT_I_MARGIN_PCT = 0.5  # same for line ampacity (% of the rating)
