@@ -56,9 +56,9 @@ def run_round(market: Market, round_: int, mode: str, rng: random.Random) -> flo
     elapsed = time.perf_counter() - start
     for group in sorted(set(market.groups)):
         members = [i for i, g in enumerate(market.groups) if g == group]
-        agg = market.dso.read_aggregate(round_, group)
+        aggregate = market.dso.read_aggregate(round_, group)
         true = (sum(values[i][0] for i in members), sum(values[i][1] for i in members))
-        if not agg.complete or (agg.lower_w, agg.upper_w) != true:
+        if not aggregate.complete or (aggregate.lower_w, aggregate.upper_w) != true:
             raise SystemExit(f"round {round_} group {group}: unmasked sums differ from the truth")
     return elapsed
 

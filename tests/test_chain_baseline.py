@@ -50,6 +50,8 @@ def test_seed_refusals(chain: Chain) -> None:
     # A malformed plaintext string breaks the on-chain sum for everybody.
     other = chain.new_accounts(1, "seed-other")[0]
     contract.claim_user(dso, other.address)
-    chain.transact("baseline.submitRange", other, contract.contract.functions.submitRange("12;13"))
+    chain.transact(
+        "baseline.submitRange", other, contract.web3_contract.functions.submitRange("12;13")
+    )
     with pytest.raises(ContractRevert, match="MalformedRange"):
         contract.get_agg(dso)

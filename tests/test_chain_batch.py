@@ -57,9 +57,9 @@ def test_batch_records_every_transaction_and_sums_are_exact(chain: Chain) -> Non
 
     for group in (0, 1):
         members = [i for i, g in enumerate(market.groups) if g == group]
-        agg = market.dso.read_aggregate(1, group)
-        assert agg.complete and agg.contributors == len(members)
-        assert (agg.lower_w, agg.upper_w) == (
+        aggregate = market.dso.read_aggregate(1, group)
+        assert aggregate.complete and aggregate.contributors == len(members)
+        assert (aggregate.lower_w, aggregate.upper_w) == (
             sum(values[i][0] for i in members),
             sum(values[i][1] for i in members),
         )
@@ -74,7 +74,7 @@ def test_refusals_in_a_batch_are_named_and_the_rest_goes_through(chain: Chain) -
     outsider = chain.new_accounts(1, "batch-outsider")[0]
     open_round(market, 1)
     homes[0].submit_range(1, 10, 20)  # sequential: estimates the label's gas limit too
-    f = market.agg.contract.functions
+    f = market.contract.web3_contract.functions
     before = len(chain.records)
     batch = [
         homes[1].range_request(1, 11, 21),
@@ -97,13 +97,13 @@ def test_refusals_in_a_batch_are_named_and_the_rest_goes_through(chain: Chain) -
     new = chain.records[before:]
     assert [r.status for r in new] == [1, 0, 1, 0, 1]
     assert all(r.gas_used > 21_000 for r in new)
-    subs = market.agg.submissions(1, 0)
+    subs = market.contract.submissions(1, 0)
     assert subs.count == 4 and [subs.submitted(i) for i in range(6)] == [True] * 4 + [False] * 2
 
     # Nonces stay right after refusals, mined or not: the same accounts keep transacting.
     homes[4].submit_range(1, 14, 24)
     homes[5].submit_range(1, 15, 25)
-    assert market.agg.status(1, 0) == Status.COMPLETE
+    assert market.contract.status(1, 0) == Status.COMPLETE
     assert market.dso.read_aggregate(1, 0).lower_w == sum(range(10, 16))
     open_round(market, 2)
     homes[0].submit_range(2, 1, 2)
@@ -111,7 +111,7 @@ def test_refusals_in_a_batch_are_named_and_the_rest_goes_through(chain: Chain) -
 
 def test_a_refused_gas_estimate_is_not_sent(chain: Chain) -> None:
     market = setup_market(chain, [0] * 5, seed="batch-estimate")
-    f = market.agg.contract.functions
+    f = market.contract.web3_contract.functions
     dso = market.dso.account
     open_round(market, 1)
     before = len(chain.records)
@@ -125,7 +125,7 @@ def test_a_refused_gas_estimate_is_not_sent(chain: Chain) -> None:
         chain.transact_many(batch)
     assert info.value.receipts[0] is None and info.value.receipts[1]["status"] == 1
     assert [r.label for r in chain.records[before:]] == ["test.submitPrice"]
-    assert market.agg.status(2, 0) == Status.OPEN
+    assert market.contract.status(2, 0) == Status.OPEN
     assert chain.transact_many([]) == []
 
 
@@ -158,7 +158,7 @@ def test_open_rounds_posts_every_band_in_one_batch(chain: Chain) -> None:
     assert [r.label for r in batched] == ["private.submitPrice"] * 3
     assert [r.gas_used for r in batched] == [r.gas_used for r in single]
     for group, (p_low, p_high) in bands.items():
-        band = market.agg.price_band(1, group)
+        band = market.contract.price_band(1, group)
         assert (band.p_low, band.p_high, band.deadline) == (p_low, p_high, deadline)
     if chain.backend != "embedded":
         assert len({r.block for r in batched}) == 1

@@ -95,13 +95,13 @@ def test_a_send_the_node_refuses_frees_its_nonce_for_the_senders_next(any_chain:
     ]
     with pytest.raises(ChainError, match="refused 1 transactions of the batch: test.lowGas"):
         chain.transact_many(batch)
-    subs = market.agg.submissions(1, 0)
+    subs = market.contract.submissions(1, 0)
     assert subs.count == 2 and subs.submitted(0) and subs.submitted(1)
     assert [r.label for r in chain.records[-2:]] == ["private.submitRange"] * 2
     # the nonce cache is still right for both senders
     open_round(market, 2)
     chain.transact_many([first.range_request(2, 1, 2), second.range_request(2, 3, 4)])
-    assert market.agg.submissions(2, 0).count == 2
+    assert market.contract.submissions(2, 0).count == 2
 
 
 def test_chain_time_and_mining_are_controlled_through_the_node(revm_node_url: str) -> None:
@@ -246,7 +246,7 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
         seen.clear()
         chain.transact_many(requests)  # the label's first batch: its gas limit is estimated
         chain.set_time(chain.now() + 100)
-        assert market.agg.submissions(1, 0).count == 5  # eth_call
+        assert market.contract.submissions(1, 0).count == 5  # eth_call
         assert not locked()  # released
     finally:
         os.close(probe)
@@ -273,11 +273,11 @@ def _submit_shard(
     """One simulator process: its own homes submit, one batch per round, all rounds open."""
     try:
         chain = connect("rpc", url, shared=True)
-        agg = PrivateAggregation(chain, address)
+        contract = PrivateAggregation(chain, address)
         # setup_market's accounts (the DSO's first) and X25519 keys, derived from the seed
         accounts = chain.new_accounts(SHARDS * SHARD_HOMES + 1, seed, fund=False)
         homes = {
-            i: HomeClient(agg, accounts[1 + i], x25519_key(f"{seed}/home/{i}"))
+            i: HomeClient(contract, accounts[1 + i], x25519_key(f"{seed}/home/{i}"))
             for i in range(shard * SHARD_HOMES, (shard + 1) * SHARD_HOMES)
         }
         blocks = []
@@ -315,7 +315,7 @@ def test_processes_sharing_a_node_get_one_block_per_batch(shared_node: tuple[str
     barrier, results = ctx.Barrier(SHARDS), ctx.Queue()
     processes = [
         ctx.Process(
-            target=_submit_shard, args=(url, market.agg.address, seed, shard, barrier, results)
+            target=_submit_shard, args=(url, market.contract.address, seed, shard, barrier, results)
         )
         for shard in range(SHARDS)
     ]
@@ -348,8 +348,8 @@ def test_processes_sharing_a_node_get_one_block_per_batch(shared_node: tuple[str
     for round_ in range(1, ROUNDS + 1):
         for group in sorted(set(market.groups)):
             members = [i for i, g in enumerate(market.groups) if g == group]
-            agg = market.dso.read_aggregate(round_, group)
-            assert agg.complete and (agg.lower_w, agg.upper_w) == (
+            aggregate = market.dso.read_aggregate(round_, group)
+            assert aggregate.complete and (aggregate.lower_w, aggregate.upper_w) == (
                 sum(_bounds(round_, i)[0] for i in members),
                 sum(_bounds(round_, i)[1] for i in members),
             )

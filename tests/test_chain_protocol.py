@@ -62,16 +62,16 @@ def test_three_rounds_dso_unmasks_exact_sums_others_see_noise(market: Market) ->
             members = [i for i, g in enumerate(market.groups) if g == group]
             true_lower = sum(bounds[i][0] for i in members)
             true_upper = sum(bounds[i][1] for i in members)
-            agg = market.dso.read_aggregate(round_, group)
-            assert agg.complete and agg.contributors == len(members)
-            assert (agg.lower_w, agg.upper_w) == (true_lower, true_upper)
+            aggregate = market.dso.read_aggregate(round_, group)
+            assert aggregate.complete and aggregate.contributors == len(members)
+            assert (aggregate.lower_w, aggregate.upper_w) == (true_lower, true_upper)
 
             # Anyone else: the public view and the raw storage word hold only masked noise.
-            lower_word, upper_word, _, complete = market.agg.call("getAgg", round_, group)
+            lower_word, upper_word, _, complete = market.contract.call("getAgg", round_, group)
             assert complete
             for word, true in ((lower_word, true_lower), (upper_word, true_upper)):
                 assert abs(decode_watts(word) - true) > 2**100
-            raw = chain.storage_at(market.agg.address, mapping2_slot("_sums", round_, group))
+            raw = chain.storage_at(market.contract.address, mapping2_slot("_sums", round_, group))
             raw_lower = int.from_bytes(raw[16:], "big")
             assert abs(decode_watts(raw_lower - 1) - true_lower) > 2**100
         market.dso.post_lambda(round_, 0.25 * round_)
@@ -105,7 +105,7 @@ def test_no_plaintext_on_chain_and_words_change_every_round(market: Market) -> N
         for group in (0, 1):
             for label in ("_subs", "_sums", "_info", "_correctionBitmap"):
                 blobs.append(
-                    chain.storage_at(market.agg.address, mapping2_slot(label, round_, group))
+                    chain.storage_at(market.contract.address, mapping2_slot(label, round_, group))
                 )
     assert len(blobs) > 3 * len(market.homes)
     for blob in blobs:
@@ -121,13 +121,13 @@ def test_dropout_recovery_gives_exact_survivor_sum(market: Market) -> None:
     for i, home in enumerate(market.homes):
         if i != dropped:
             home.submit_range(1, *bounds[i])
-    assert market.agg.status(1, 0) == Status.OPEN
-    assert market.agg.status(1, 1) == Status.COMPLETE
+    assert market.contract.status(1, 0) == Status.OPEN
+    assert market.contract.status(1, 1) == Status.COMPLETE
     with pytest.raises(ContractRevert, match="AggregatesIncomplete"):
         market.dso.post_lambda(1, 0.5)
 
     market.chain.advance(DEADLINE_S + 1)
-    assert market.agg.status(1, 0) == Status.RECOVERY
+    assert market.contract.status(1, 0) == Status.RECOVERY
     assert not market.dso.read_aggregate(1, 0).complete
     survivors = [h for i, h in enumerate(market.homes) if market.groups[i] == 0 and i != dropped]
     assert all(h.needs_correction(1) for h in survivors)
@@ -135,10 +135,13 @@ def test_dropout_recovery_gives_exact_survivor_sum(market: Market) -> None:
         home.send_correction(1)
     with pytest.raises(ContractRevert, match="NotInRecovery"):
         survivors[0].send_correction(1)
-    agg = market.dso.read_aggregate(1, 0)
+    aggregate = market.dso.read_aggregate(1, 0)
     expected = [bounds[i] for i in range(6) if i != dropped]
-    assert agg.complete and agg.contributors == 5
-    assert (agg.lower_w, agg.upper_w) == (sum(b[0] for b in expected), sum(b[1] for b in expected))
+    assert aggregate.complete and aggregate.contributors == 5
+    assert (aggregate.lower_w, aggregate.upper_w) == (
+        sum(b[0] for b in expected),
+        sum(b[1] for b in expected),
+    )
     market.dso.post_lambda(1, 0.5)
 
 
@@ -148,12 +151,12 @@ def test_below_minimum_no_correction_and_nothing_revealed(market: Market) -> Non
     for home in group1[1:]:
         home.submit_range(1, 1_000, 2_000)
     market.chain.advance(DEADLINE_S + 1)
-    assert market.agg.status(1, 1) == Status.FAILED
+    assert market.contract.status(1, 1) == Status.FAILED
     # Client side: a survivor refuses to send a correction.
     with pytest.raises(PrivacyError, match="fewer than the minimum group size"):
         group1[1].send_correction(1)
     # Contract side: a correction sent anyway is refused, and the sum is never revealed.
-    fn = market.agg.contract.functions.submitCorrection(1, 0, 0)
+    fn = market.contract.web3_contract.functions.submitCorrection(1, 0, 0)
     with pytest.raises(ContractRevert, match="GroupBelowMinimum"):
         market.chain.transact("private.submitCorrection", group1[1].account, fn)
     with pytest.raises(ContractRevert, match="GroupBelowMinimum"):
@@ -168,8 +171,8 @@ def test_survivor_missing_recovery_fails_the_round_once(market: Market) -> None:
     market.chain.advance(DEADLINE_S + 1)
     for home in group0[:4]:
         home.send_correction(1)
-    market.chain.advance(market.agg.recovery_period_s + 1)
-    assert market.agg.status(1, 0) == Status.FAILED
+    market.chain.advance(market.contract.recovery_period_s + 1)
+    assert market.contract.status(1, 0) == Status.FAILED
     with pytest.raises(ContractRevert, match="RecoveryClosed"):
         group0[4].send_correction(1)
     # The round is settled (failed), never re-aggregated over another subset.
@@ -183,8 +186,8 @@ def _expect(market: Market, error: str, account, fn) -> None:
 
 
 def test_every_refusal_is_a_named_custom_error(market: Market) -> None:
-    chain, agg, dso = market.chain, market.agg, market.dso
-    f = agg.contract.functions
+    chain, contract, dso = market.chain, market.contract, market.dso
+    f = contract.web3_contract.functions
     home = market.homes[0]
     outsider = chain.new_accounts(1, "outsider")[0]
 
@@ -247,15 +250,15 @@ def test_lambda_once_per_round_and_membership_changes(market: Market) -> None:
     open_round(market, 2)
     with pytest.raises(PrivacyError, match="not in the member set of round 2"):
         removed.submit_range(2, 1, 2)
-    fn = market.agg.contract.functions.submitRange(2, 1, 2)
+    fn = market.contract.web3_contract.functions.submitRange(2, 1, 2)
     with pytest.raises(ContractRevert, match="NotMember"):
         market.chain.transact("private.submitRange", removed.account, fn)
     stayers = [h for h in market.homes_of(0) if h is not removed]
     for i, home in enumerate(stayers):
         home.submit_range(2, 100 * i, 200 * i)
-    agg = market.dso.read_aggregate(2, 0)
-    assert agg.complete and agg.contributors == 5
-    assert (agg.lower_w, agg.upper_w) == (
+    aggregate = market.dso.read_aggregate(2, 0)
+    assert aggregate.complete and aggregate.contributors == 5
+    assert (aggregate.lower_w, aggregate.upper_w) == (
         sum(100 * i for i in range(5)),
         sum(200 * i for i in range(5)),
     )
@@ -270,7 +273,7 @@ def test_masked_words_are_uniform_looking(market: Market) -> None:
 
 
 def test_dso_role_is_transferred_only_by_the_dso(market: Market) -> None:
-    chain, f = market.chain, market.agg.contract.functions
+    chain, f = market.chain, market.contract.web3_contract.functions
     new_dso = chain.new_accounts(1, "new-dso")[0]
     home = market.homes[0]
     _expect(market, "OwnableUnauthorizedAccount", home.account, f.transferOwnership(home.address))
@@ -279,5 +282,5 @@ def test_dso_role_is_transferred_only_by_the_dso(market: Market) -> None:
     )
     _expect(market, "OwnableUnauthorizedAccount", home.account, f.acceptOwnership())
     chain.transact("private.acceptOwnership", new_dso, f.acceptOwnership())
-    assert market.agg.call("dso") == new_dso.address
+    assert market.contract.call("dso") == new_dso.address
     _expect(market, "OwnableUnauthorizedAccount", market.dso.account, f.setDsoKey(b"\x03" * 32))

@@ -169,7 +169,7 @@ def test_blocks_follow_set_time_and_auto_mining() -> None:
 def test_eth_call_reverts_carry_the_custom_error_bytes() -> None:
     chain = connect("revm")
     market = setup_market(chain, [0] * 5, seed="reverts")
-    fn = market.agg.contract.functions.submitRange(1, 1, 2)
+    fn = market.contract.web3_contract.functions.submitRange(1, 1, 2)
     with pytest.raises(ContractCustomError) as info:
         fn.call({"from": market.homes[0].address})
     selector = keccak(text="RoundNotOpen(uint64,uint64)")[:4]
@@ -184,7 +184,7 @@ def test_logs_are_filtered_by_block_address_and_topic() -> None:
     first = chain.w3.eth.block_number + 1
     market.dso.open_round(1, 0, 0.1, 0.2, chain.now() + 300)
     chain.transact_many([h.range_request(1, 10, 20) for h in market.homes])
-    events = market.agg.contract.events
+    events = market.contract.web3_contract.events
     ready = events.AggregateReady().get_logs(from_block=first)
     assert len(ready) == 1 and ready[0]["args"]["contributors"] == 5
     ranges = events.RangeSubmitted().get_logs(from_block=first)
@@ -192,7 +192,7 @@ def test_logs_are_filtered_by_block_address_and_topic() -> None:
     assert len({e["blockNumber"] for e in ranges}) == 1  # the batch's one block
     topic = "0x" + keccak(text="RangeSubmitted(uint64,uint64,address)").hex()
     raw = chain.w3.eth.get_logs(
-        {"fromBlock": first, "address": market.agg.address, "topics": [topic, None, None]}
+        {"fromBlock": first, "address": market.contract.address, "topics": [topic, None, None]}
     )
     assert len(raw) == 5
     assert chain.w3.eth.get_logs({"fromBlock": first, "address": "0x" + "33" * 20}) == []

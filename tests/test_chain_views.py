@@ -21,7 +21,7 @@ def _outcome(fn, *args):
 
 def test_every_view_matches_web3(chain: Chain) -> None:
     market = setup_market(chain, [0] * 5 + [1] * 5, seed="views")
-    agg = market.agg
+    contract = market.contract
     open_round(market, 1)
     bounds = plaintext_bounds(random.Random(3), len(market.homes))
     for home, (lower, upper) in zip(market.homes[:5], bounds, strict=False):
@@ -54,15 +54,15 @@ def test_every_view_matches_web3(chain: Chain) -> None:
     ]
     reverts = 0
     for name, *args in calls:
-        fast = _outcome(agg.call, name, *args)
-        slow = _outcome(agg._web3_call, name, *args)
+        fast = _outcome(contract.call, name, *args)
+        slow = _outcome(contract._web3_call, name, *args)
         assert fast == slow, name
         assert type(fast[1]) is type(slow[1]), name
         reverts += fast[0] == "revert"
-    assert agg.call("getGroupSlots", 0) == [h.address for h in market.homes[:5]]
+    assert contract.call("getGroupSlots", 0) == [h.address for h in market.homes[:5]]
     # all at once (one JSON-RPC batch on a node): the same answers, a refusal falls back alone
-    plain = [c for c in calls if _outcome(agg.call, *c)[0] == "value"]
-    assert agg.call_many(plain) == [agg.call(*c) for c in plain]
+    plain = [c for c in calls if _outcome(contract.call, *c)[0] == "value"]
+    assert contract.call_many(plain) == [contract.call(*c) for c in plain]
     with pytest.raises(ContractRevert):
-        agg.call_many([*plain, ("getLambda", 1)])
+        contract.call_many([*plain, ("getLambda", 1)])
     assert reverts >= 1 or pytest.fail("no view refused: the refusal path went untested")

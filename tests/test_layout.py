@@ -107,8 +107,8 @@ def test_every_exception_derives_from_the_one_root() -> None:
 
 def test_contract_limits_equal_the_python_constants() -> None:
     market = setup_market(connect("revm"), [0] * 5, seed="layout")
-    agg = market.agg
-    assert agg.call("MAX_GROUP_SLOTS") == constants.MAX_GROUP_SIZE
-    assert agg.call("LAMBDA_SCALE") == units.LAMBDA_SCALE
-    assert agg.min_group_size == constants.DEFAULT_MIN_GROUP_SIZE
-    assert agg.recovery_period_s == constants.DEFAULT_RECOVERY_S
+    contract = market.contract
+    assert contract.call("MAX_GROUP_SLOTS") == constants.MAX_GROUP_SIZE
+    assert contract.call("LAMBDA_SCALE") == units.LAMBDA_SCALE
+    assert contract.min_group_size == constants.DEFAULT_MIN_GROUP_SIZE
+    assert contract.recovery_period_s == constants.DEFAULT_RECOVERY_S

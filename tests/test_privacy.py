@@ -218,9 +218,9 @@ def test_chain_observer_reads_only_the_chain_and_sees_plaintext_only_on_the_seed
         seed_contract.clear(market.dso.account)
 
     capture = observer.capture(
-        {market.agg.address: "private", seed_contract.address: "baseline"}, timetable
+        {market.contract.address: "private", seed_contract.address: "baseline"}, timetable
     )
-    agg = market.agg.address.lower()
+    contract = market.contract.address.lower()
     assert reader.called <= set(ChainReader.METHODS)
     assert {"block", "storage_at", "filter_logs"} <= reader.called
     addresses = [h.address for h in market.homes]
@@ -236,7 +236,7 @@ def test_chain_observer_reads_only_the_chain_and_sees_plaintext_only_on_the_seed
         for rec in chain.records
         if rec.label == "private.submitRange"
     }
-    mined = {(s.sender, s.slot): s.gas_used for s in capture.submissions if s.contract == agg}
+    mined = {(s.sender, s.slot): s.gas_used for s in capture.submissions if s.contract == contract}
     assert sorted(mined.values()) == sorted(gas.values())
     for r in range(rounds):  # the gas channel is each home's gas against the round's median
         round_gas = [mined[(a.lower(), r)] for a in addresses]
@@ -248,7 +248,7 @@ def test_chain_observer_reads_only_the_chain_and_sees_plaintext_only_on_the_seed
         true_sums = np.sum([truth[(a.lower(), r)] for a in addresses], axis=0)
         assert tuple(seed_sums.values[0, r]) == tuple(true_sums)
         # the storage word the observer decodes is the contract's (still masked) group sum
-        lower_word, upper_word, _, complete = market.agg.call("getAgg", r, 0)
+        lower_word, upper_word, _, complete = market.contract.call("getAgg", r, 0)
         assert complete
         assert tuple(private_sums.values[0, r]) == (
             float(decode_watts(lower_word)),

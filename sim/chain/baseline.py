@@ -20,10 +20,10 @@ class SeedBaselineClient:
 
     def __init__(self, chain: Chain, address: str) -> None:
         self.chain = chain
-        self.contract = chain.w3.eth.contract(
+        self.web3_contract = chain.w3.eth.contract(
             address=address, abi=load_artifact(CONTRACT_NAME)["abi"]
         )
-        self.address = self.contract.address
+        self.address = self.web3_contract.address
 
     @classmethod
     def deploy(cls, chain: Chain, deployer: LocalAccount) -> SeedBaselineClient:
@@ -32,11 +32,13 @@ class SeedBaselineClient:
         return cls(chain, chain.deploy("baseline.deploy", deployer, factory).address)
 
     def _transact(self, account: LocalAccount, name: str, *args, round_: int | None = None):
-        fn = getattr(self.contract.functions, name)(*args)
+        fn = getattr(self.web3_contract.functions, name)(*args)
         return self.chain.transact(f"baseline.{name}", account, fn, round_)
 
     def _call(self, name: str, *args):
-        return self.chain.call(f"baseline.{name}", getattr(self.contract.functions, name)(*args))
+        return self.chain.call(
+            f"baseline.{name}", getattr(self.web3_contract.functions, name)(*args)
+        )
 
     def claim_dso(self, account: LocalAccount) -> None:
         self._transact(account, "claimDSO", account.address)
@@ -70,7 +72,7 @@ class SeedBaselineClient:
     def get_agg(self, dso: LocalAccount, round_: int | None = None) -> tuple[int, int]:
         """Sum the submissions on chain (a transaction, as in the paper): (lower, upper) in W."""
         receipt = self._transact(dso, "getAgg", round_=round_)
-        event = self.contract.events.Aggregated().process_receipt(receipt)[0]
+        event = self.web3_contract.events.Aggregated().process_receipt(receipt)[0]
         return int(event["args"]["lowerAgg"]), int(event["args"]["upperAgg"])
 
     def submit_lambda(self, dso: LocalAccount, lam: float, round_: int | None = None) -> None:

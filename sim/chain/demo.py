@@ -28,8 +28,13 @@ class DemoResult:
 
     @property
     def exact(self) -> bool:
-        agg = self.aggregates
-        return bool(((agg.lower_w == agg.true_lower_w) & (agg.upper_w == agg.true_upper_w)).all())
+        aggregate = self.aggregates
+        return bool(
+            (
+                (aggregate.lower_w == aggregate.true_lower_w)
+                & (aggregate.upper_w == aggregate.true_upper_w)
+            ).all()
+        )
 
 
 def run_protocol_demo(
@@ -70,15 +75,15 @@ def run_protocol_demo(
                 if i != dropped and home.needs_correction(round_):
                     home.send_correction(round_)
         for group in range(len(groups)):
-            agg = market.dso.read_aggregate(round_, group)
+            aggregate = market.dso.read_aggregate(round_, group)
             members = [i for i, g in enumerate(group_of) if g == group and i != dropped]
             rows.append(
                 {
                     "round": round_,
                     "group": group,
-                    "contributors": agg.contributors,
-                    "lower_w": agg.lower_w,
-                    "upper_w": agg.upper_w,
+                    "contributors": aggregate.contributors,
+                    "lower_w": aggregate.lower_w,
+                    "upper_w": aggregate.upper_w,
                     "true_lower_w": sum(bounds[i][0] for i in members),
                     "true_upper_w": sum(bounds[i][1] for i in members),
                 }
@@ -87,7 +92,7 @@ def run_protocol_demo(
         baseline.get_agg(dso_account, round_=round_)
         baseline.submit_lambda(dso_account, 0.5, round_=round_)
         baseline.clear(dso_account, round_=round_)
-        chain.advance(DEADLINE_S + market.agg.recovery_period_s + 1)
+        chain.advance(DEADLINE_S + market.contract.recovery_period_s + 1)
     transactions = pd.DataFrame([r.as_dict() for r in chain.records])
     return DemoResult(pd.DataFrame(rows), transactions)
 

@@ -25,7 +25,7 @@ def x25519_key(seed: str) -> X25519PrivateKey:
 @dataclass
 class Market:
     chain: Chain
-    agg: PrivateAggregation
+    contract: PrivateAggregation
     dso: DSOClient
     homes: list[HomeClient]
     groups: list[int]  # group of each home, same order as homes
@@ -44,15 +44,17 @@ def setup_market(
     """Deploy the contract and register one home per entry of `groups` (its group id)."""
     accounts = chain.new_accounts(len(groups) + 1, seed)
     dso_key = x25519_key(f"{seed}/dso")
-    agg = PrivateAggregation.deploy(chain, accounts[0], dso_key, min_group_size, recovery_period_s)
-    dso = DSOClient(agg, accounts[0], dso_key)
+    contract = PrivateAggregation.deploy(
+        chain, accounts[0], dso_key, min_group_size, recovery_period_s
+    )
+    dso = DSOClient(contract, accounts[0], dso_key)
     homes = [
-        HomeClient(agg, account, x25519_key(f"{seed}/home/{i}"))
+        HomeClient(contract, account, x25519_key(f"{seed}/home/{i}"))
         for i, account in enumerate(accounts[1:])
     ]
     for home, group in zip(homes, groups, strict=True):
         dso.register_home(home.address, int(group), home.public_key)
-    return Market(chain, agg, dso, homes, [int(g) for g in groups])
+    return Market(chain, contract, dso, homes, [int(g) for g in groups])
 
 
 def attach_homes(
@@ -61,5 +63,7 @@ def attach_homes(
     """Clients of homes that `setup_market` (same `seed`, `n_homes`) already registered at
     `address`, for another process: home `i` of that call gets the same account and key."""
     accounts = chain.new_accounts(n_homes + 1, seed, fund=False)
-    agg = PrivateAggregation(chain, address)
-    return {i: HomeClient(agg, accounts[i + 1], x25519_key(f"{seed}/home/{i}")) for i in indices}
+    contract = PrivateAggregation(chain, address)
+    return {
+        i: HomeClient(contract, accounts[i + 1], x25519_key(f"{seed}/home/{i}")) for i in indices
+    }

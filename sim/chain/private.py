@@ -90,13 +90,15 @@ class PrivateAggregation:
 
     def __init__(self, chain: Chain, address: str) -> None:
         self.chain = chain
-        self.contract = chain.w3.eth.contract(
+        self.web3_contract = chain.w3.eth.contract(
             address=address, abi=load_artifact(CONTRACT_NAME)["abi"]
         )
-        self.address = self.contract.address
-        self._view = ViewCaller(chain.w3.provider, self.address, self.contract.abi, self._web3_call)
-        self.min_group_size = int(self.contract.functions.minGroupSize().call())
-        self.recovery_period_s = int(self.contract.functions.recoveryPeriod().call())
+        self.address = self.web3_contract.address
+        self._view = ViewCaller(
+            chain.w3.provider, self.address, self.web3_contract.abi, self._web3_call
+        )
+        self.min_group_size = int(self.web3_contract.functions.minGroupSize().call())
+        self.recovery_period_s = int(self.web3_contract.functions.recoveryPeriod().call())
         self._members: dict[tuple[int, int], dict[int, MemberInfo]] = {}
         self._round_epochs: dict[tuple[int, int], int] = {}
 
@@ -144,7 +146,9 @@ class PrivateAggregation:
         }
 
     def _web3_call(self, name: str, *args):
-        return self.chain.call(f"private.{name}", getattr(self.contract.functions, name)(*args))
+        return self.chain.call(
+            f"private.{name}", getattr(self.web3_contract.functions, name)(*args)
+        )
 
     def status(self, round_: int, group: int) -> Status:
         return Status(self.call("status", round_, group))
@@ -188,14 +192,14 @@ class PrivateAggregation:
 class DSOClient:
     """The DSO's protocol calls. It never sees a home's value, only unmasked group sums."""
 
-    def __init__(self, agg: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
-        self.agg = agg
+    def __init__(self, contract: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
+        self.contract = contract
         self.account = account
         self._unmasker = DSOUnmasker(key)
 
     def _transact(self, name: str, *args, round_: int | None = None) -> dict:
-        fn = getattr(self.agg.contract.functions, name)(*args)
-        return self.agg.chain.transact(f"private.{name}", self.account, fn, round_)
+        fn = getattr(self.contract.web3_contract.functions, name)(*args)
+        return self.contract.chain.transact(f"private.{name}", self.account, fn, round_)
 
     def register_home(self, home: str, group: int, public_key: bytes) -> None:
         self._transact("claimUser", home, group, public_key)
@@ -226,25 +230,25 @@ class DSOClient:
             TxRequest(
                 "private.submitPrice",
                 self.account,
-                self.agg.contract.functions.submitPrice(
+                self.contract.web3_contract.functions.submitPrice(
                     round_, group, price_to_chain(p_low), price_to_chain(p_high), deadline
                 ),
                 round_,
             )
             for group, (p_low, p_high) in bands.items()
         ]
-        self.agg.chain.transact_many(requests)
+        self.contract.chain.transact_many(requests)
 
     def read_aggregate(self, round_: int, group: int) -> GroupAggregate:
         """The group's plaintext sums (W), unmasked with the DSO's keys once complete."""
-        lower, upper, count, complete = self.agg.call("getAgg", round_, group)
+        lower, upper, count, complete = self.contract.call("getAgg", round_, group)
         if not complete:
             return GroupAggregate(round_, group, 0, 0, count, False)
-        subs = self.agg.submissions(round_, group)
-        ctx = self.agg.mask_context(group, subs.epoch)
+        subs = self.contract.submissions(round_, group)
+        ctx = self.contract.mask_context(group, subs.epoch)
         contributors = {
             i: m.public_key
-            for i, m in self.agg.members(group, subs.epoch).items()
+            for i, m in self.contract.members(group, subs.epoch).items()
             if subs.submitted(i)
         }
         sums = {
@@ -261,8 +265,8 @@ class DSOClient:
 class HomeClient:
     """One home's protocol calls: read the band, submit masked bounds, recover, read lambda."""
 
-    def __init__(self, agg: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
-        self.agg = agg
+    def __init__(self, contract: PrivateAggregation, account: LocalAccount, key: X25519PrivateKey):
+        self.contract = contract
         self.account = account
         self.key = key
         self.public_key = public_key_bytes(key)
@@ -280,7 +284,7 @@ class HomeClient:
     def _membership(self) -> tuple[int, int]:
         """(group, member index); both are fixed once the DSO registered the home."""
         if self._group_index is None:
-            group, index, _, _, registered = self.agg.call("getMember", self.address)
+            group, index, _, _, registered = self.contract.call("getMember", self.address)
             if not registered:
                 raise PrivacyError(f"home {self.address} is not registered with the contract")
             self._group_index = int(group), int(index)
@@ -288,26 +292,26 @@ class HomeClient:
 
     def _masker(self, group: int, epoch: int) -> HomeMasker:
         if epoch not in self._maskers:
-            members = self.agg.members(group, epoch)
+            members = self.contract.members(group, epoch)
             _, index = self._membership()
-            dso_key = bytes(self.agg.call("dsoKey"))
+            dso_key = bytes(self.contract.call("dsoKey"))
             self._maskers[epoch] = HomeMasker(
                 self.key,
                 index,
                 {i: m.public_key for i, m in members.items()},
                 dso_key,
-                self.agg.mask_context(group, epoch),
+                self.contract.mask_context(group, epoch),
             )
         return self._maskers[epoch]
 
     def read_price(self, round_: int) -> PriceBand:
-        return self.agg.price_band(round_, self._membership()[0])
+        return self.contract.price_band(round_, self._membership()[0])
 
     def masked_range(self, round_: int, lower_w: int, upper_w: int) -> tuple[int, int]:
         """The two words this home submits for its bounds in watts."""
         group, index = self._membership()
-        epoch = self.agg.round_epoch(round_, group)
-        if index not in self.agg.members(group, epoch):
+        epoch = self.contract.round_epoch(round_, group)
+        if index not in self.contract.members(group, epoch):
             raise PrivacyError(
                 f"home {self.address} is not in the member set of round {round_} of group "
                 f"{group} (registered after the round opened, or removed)"
@@ -316,7 +320,7 @@ class HomeClient:
         return masker.mask(round_, "lower", lower_w), masker.mask(round_, "upper", upper_w)
 
     def _request(self, name: str, *args, round_: int) -> TxRequest:
-        fn = getattr(self.agg.contract.functions, name)(*args)
+        fn = getattr(self.contract.web3_contract.functions, name)(*args)
         return TxRequest(f"private.{name}", self.account, fn, round_)
 
     def range_request(self, round_: int, lower_w: int, upper_w: int) -> TxRequest:
@@ -328,13 +332,13 @@ class HomeClient:
 
     def submit_range(self, round_: int, lower_w: int, upper_w: int) -> None:
         request = self.range_request(round_, lower_w, upper_w)
-        self.agg.chain.transact(request.label, self.account, request.fn, round_)
+        self.contract.chain.transact(request.label, self.account, request.fn, round_)
 
     def needs_correction(self, round_: int) -> bool:
         group, index = self._membership()
-        if self.agg.status(round_, group) != Status.RECOVERY:
+        if self.contract.status(round_, group) != Status.RECOVERY:
             return False
-        return not self.agg.correction_bitmap(round_, group) >> index & 1
+        return not self.contract.correction_bitmap(round_, group) >> index & 1
 
     def send_correction(self, round_: int) -> None:
         """Cancel this home's masks with the round's dropouts (recovery phase only).
@@ -343,24 +347,24 @@ class HomeClient:
         then reveal too much (with one survivor, its own value).
         """
         request = self.correction_request(round_)
-        self.agg.chain.transact(request.label, self.account, request.fn, round_)
+        self.contract.chain.transact(request.label, self.account, request.fn, round_)
 
     def correction_request(self, round_: int) -> TxRequest:
         """The submitCorrection transaction (see `send_correction`), for `Chain.transact_many`."""
         group, index = self._membership()
-        subs = self.agg.submissions(round_, group)
-        if subs.count < self.agg.min_group_size:
+        subs = self.contract.submissions(round_, group)
+        if subs.count < self.contract.min_group_size:
             raise PrivacyError(
                 f"round {round_} of group {group}: only {subs.count} homes survived, fewer than "
-                f"the minimum group size {self.agg.min_group_size}; no correction is sent"
+                f"the minimum group size {self.contract.min_group_size}; no correction is sent"
             )
         if not subs.submitted(index):
             raise PrivacyError(f"home {self.address} did not submit in round {round_}")
-        members = self.agg.members(group, subs.epoch)
+        members = self.contract.members(group, subs.epoch)
         dropped = [i for i in members if not subs.submitted(i)]
         masker = self._masker(group, subs.epoch)
         words = [masker.correction(round_, f, dropped) for f in FIELDS]
         return self._request("submitCorrection", round_, *words, round_=round_)
 
     def read_lambda(self, round_: int) -> float:
-        return lambda_from_chain(self.agg.call("getLambda", round_))
+        return lambda_from_chain(self.contract.call("getLambda", round_))

@@ -153,7 +153,7 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
             "hems_ids": hems_ids,
             "groups": [[g, members] for g, members in groups.items()],  # JSON keys are strings
             "url": chain.w3.provider.endpoint_uri,
-            "contract": market.agg.address,
+            "contract": market.contract.address,
             "market_seed": market_seed(scenario),
             "lead": k == 0,
             "name": f"Homes shard {k}",

@@ -71,13 +71,15 @@ class DSOAgent:
         lmax = np.zeros(len(self.group_ids))
         fallback = self.forecaster.group_kw(slot)
         self.aggregates = {}
-        statuses = self.client.agg.statuses(round_, self.group_ids)  # one request
+        statuses = self.client.contract.statuses(round_, self.group_ids)  # one request
         for g, group in enumerate(self.group_ids):
             status = statuses[group]
-            agg = self.client.read_aggregate(round_, group) if status == Status.COMPLETE else None
-            self.aggregates[group] = agg
-            if agg is not None:
-                lmin[g], lmax[g] = agg.lower_w / 1000.0, agg.upper_w / 1000.0
+            aggregate = (
+                self.client.read_aggregate(round_, group) if status == Status.COMPLETE else None
+            )
+            self.aggregates[group] = aggregate
+            if aggregate is not None:
+                lmin[g], lmax[g] = aggregate.lower_w / 1000.0, aggregate.upper_w / 1000.0
             else:
                 # A failed group revealed nothing: plan it as inflexible at the forecast.
                 lmin[g] = lmax[g] = fallback[g]
@@ -123,7 +125,7 @@ class HomesAgent:
         self.group_of = {h: g for g, members in self.groups.items() for h in members}
         self.own_groups = sorted({self.group_of[i] for i in clients})
         # the contract every client talks to (one deployment), None without clients
-        self._agg = next(iter(clients.values())).agg if clients else None
+        self._contract = next(iter(clients.values())).contract if clients else None
         self.slot_offset = slot_offset
         self.dropout_probability = dropout_probability
         self._rng = np.random.default_rng(seed)
@@ -140,7 +142,7 @@ class HomesAgent:
     def submit(self, round_: int) -> None:
         """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
         slot = round_ + self.slot_offset
-        bands = self._agg.price_bands(round_, list(self.groups))  # public; one request
+        bands = self._contract.price_bands(round_, list(self.groups))  # public; one request
         for group, members in self.groups.items():
             self.p_low[members], self.p_high[members] = bands[group].p_low, bands[group].p_high
         self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
@@ -149,7 +151,7 @@ class HomesAgent:
         lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
         senders = [i for i in self.clients if not drops[i]]
         if senders:  # one batch: a few blocks per slot, not one round trip per home
-            self._agg.chain.transact_many(
+            self._contract.chain.transact_many(
                 [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
             )
         # Every HEMS home not dropped submits (this shard's and the others'; a refused batch
@@ -159,14 +161,14 @@ class HomesAgent:
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
         requests = []
-        statuses = self._agg.statuses(round_, self.own_groups) if self.clients else {}
+        statuses = self._contract.statuses(round_, self.own_groups) if self.clients else {}
         for i, client in self.clients.items():
             if not self.submitted[i]:
                 continue
             if statuses[self.group_of[i]] == Status.RECOVERY and client.needs_correction(round_):
                 requests.append(client.correction_request(round_))
         if requests:
-            self._agg.chain.transact_many(requests)
+            self._contract.chain.transact_many(requests)
         return len(requests)
 
     def dispatch(self, round_: int) -> None:

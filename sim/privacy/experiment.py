@@ -158,10 +158,10 @@ def run_protocol(
             )
             bounds_w[k, slot] = lower_w[h], upper_w[h]
         for group, seed_contract in baselines.items():
-            agg = market.dso.read_aggregate(slot, group)
-            if not agg.complete:
+            aggregate = market.dso.read_aggregate(slot, group)
+            if not aggregate.complete:
                 raise ExperimentError(f"round {slot} of group {group} did not complete")
-            dso_sums[(group, slot)] = (agg.lower_w, agg.upper_w)
+            dso_sums[(group, slot)] = (aggregate.lower_w, aggregate.upper_w)
             seed_contract.get_agg(dso_account, round_=slot)
             seed_contract.submit_lambda(dso_account, lam, round_=slot)
             seed_contract.clear(dso_account, round_=slot)
@@ -193,7 +193,7 @@ def run_protocol(
 
 def watched_contracts(run: ProtocolRun) -> dict[str, ContractKind]:
     """The contracts a chain observer watches: public addresses and kinds."""
-    contracts: dict[str, ContractKind] = {run.market.agg.address: "private"}
+    contracts: dict[str, ContractKind] = {run.market.contract.address: "private"}
     contracts.update({c.address: "baseline" for c in run.baselines.values()})
     return contracts
 

@@ -17,15 +17,15 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
     feeder = agent.dso.feeder
     groups = []
     for g, group in enumerate(agent.group_ids):
-        agg = agent.aggregates.get(group)
+        aggregate = agent.aggregates.get(group)
         groups.append(
             {
                 "round": round_,
                 "group": group,
                 "p_low_usd_per_kwh": float(s1.p_low[g]),
                 "p_high_usd_per_kwh": float(s1.p_high[g]),
-                "revealed": agg is not None,
-                "contributors": 0 if agg is None else agg.contributors,
+                "revealed": aggregate is not None,
+                "contributors": 0 if aggregate is None else aggregate.contributors,
                 "lmin_kw": float(agent.group_lmin_kw[g]),
                 "lmax_kw": float(agent.group_lmax_kw[g]),
                 "lambda_group": float(s2.lam_group[g]),
