@@ -31,7 +31,7 @@ PRICE_SCALE = 1_000_000  # micro-$/kWh per $/kWh
 
 
 class Status(IntEnum):
-    """Mirror of PrivateAggregation.Status."""
+    """Mirror of IPrivateAggregation.Status."""
 
     NONE = 0
     OPEN = 1
