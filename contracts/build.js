@@ -1,4 +1,8 @@
-// Compile contracts/src/*.sol with the pinned solc-js and write build/<Name>.json.
+// Compile contracts/src/*.sol with the pinned solc-js and write build/<Name>.json for every
+// deployable contract (interfaces have no bytecode and get no artifact of their own: their ABI
+// is part of the implementing contract's). Every interface must carry complete NatSpec (a
+// @notice on every function, event and error, a @param for every parameter, a @return for
+// every return value); the build fails otherwise.
 // Usage: node build.js            write artifacts
 //        node build.js --check    exit 1 if a committed artifact differs from a fresh build
 "use strict";
@@ -14,7 +18,18 @@ const SETTINGS = {
   // A fork every backend supports: py-evm (eth-tester), hardhat node, pyrevm.
   evmVersion: "cancun",
   outputSelection: {
-    "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"] },
+    "*": {
+      "*": [
+        "abi",
+        "evm.bytecode.object",
+        "evm.deployedBytecode.object",
+        "storageLayout",
+        "metadata",
+        "devdoc",
+        "userdoc",
+      ],
+      "": ["ast"],
+    },
   },
 };
 
@@ -28,6 +43,37 @@ function findImport(importPath) {
   return { error: `import not found: ${importPath} (run npm ci in contracts/)` };
 }
 
+function canonicalType(param) {
+  if (!param.type.startsWith("tuple")) return param.type;
+  return `(${param.components.map(canonicalType).join(",")})${param.type.slice(5)}`;
+}
+
+// NatSpec completeness of one interface, from solc's userdoc (notices) and devdoc (params,
+// returns); returns what is missing, one line per item.
+function missingNatspec(file, name, c) {
+  const missing = [];
+  const section = { function: "methods", event: "events", error: "errors" };
+  for (const item of c.abi) {
+    const kind = section[item.type];
+    if (!kind) continue;
+    const sig = `${item.name}(${item.inputs.map(canonicalType).join(",")})`;
+    const where = `${file}: ${name}.${sig}`;
+    // errors are documented as arrays (one entry per declaration with that signature)
+    const first = (doc) => (Array.isArray(doc) ? doc[0] : doc) || {};
+    const user = first((c.userdoc[kind] || {})[sig]);
+    const dev = first((c.devdoc[kind] || {})[sig]);
+    if (!user.notice) missing.push(`${where}: no @notice`);
+    for (const input of item.inputs) {
+      if (!(dev.params || {})[input.name]) missing.push(`${where}: no @param ${input.name}`);
+    }
+    (item.outputs || []).forEach((output, k) => {
+      const key = output.name || `_${k}`;
+      if (!(dev.returns || {})[key]) missing.push(`${where}: no @return for ${key}`);
+    });
+  }
+  return missing;
+}
+
 function build() {
   const files = fs.readdirSync(SRC).filter((f) => f.endsWith(".sol")).sort();
   const sources = {};
@@ -38,14 +84,35 @@ function build() {
   for (const e of output.errors || []) console.error(e.formattedMessage);
   if (errors.length) process.exit(1);
 
-  // Hash every compiled file (ours and the imported OpenZeppelin ones) so any change is caught.
-  const sourceHashes = {};
-  for (const u of Object.keys(output.sources).sort()) {
-    sourceHashes[u] = sha256(sources[u] ? sources[u].content : findImport(u).contents);
+  const contents = (u) => (sources[u] ? sources[u].content : findImport(u).contents);
+  const interfaces = new Set();
+  for (const f of files) {
+    for (const node of output.sources[f].ast.nodes) {
+      if (node.nodeType === "ContractDefinition" && node.contractKind === "interface") {
+        interfaces.add(`${f}:${node.name}`);
+      }
+    }
   }
+  const missing = [];
+  for (const f of files) {
+    for (const [name, c] of Object.entries(output.contracts[f])) {
+      if (interfaces.has(`${f}:${name}`)) missing.push(...missingNatspec(f, name, c));
+    }
+  }
+  for (const m of missing) console.error(`incomplete NatSpec: ${m}`);
+  if (missing.length) process.exit(1);
+
   const artifacts = {};
   for (const f of files) {
     for (const [name, c] of Object.entries(output.contracts[f])) {
+      if (!c.evm.bytecode.object) continue; // an interface (or abstract): no artifact of its own
+      // Hash every file this contract was compiled from (solc's metadata lists them: its own
+      // source, the interfaces it implements, the OpenZeppelin imports), so a change in any of
+      // them makes the artifact stale.
+      const sourceHashes = {};
+      for (const u of Object.keys(JSON.parse(c.metadata).sources).sort()) {
+        sourceHashes[u] = sha256(contents(u));
+      }
       artifacts[name] = {
         contractName: name,
         sourceFile: `src/${f}`,

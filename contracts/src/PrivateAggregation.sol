@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {IPrivateAggregation} from "./IPrivateAggregation.sol";
 
 /// @title PrivateAggregation
 /// @notice Transactive HEMS rounds with pairwise-mask secure aggregation.
@@ -16,8 +17,12 @@ import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step
 ///
 /// State is keyed by round, so nothing is ever cleared and opening a round costs O(1)
 /// per group. No transaction loops over homes.
-contract PrivateAggregation is Ownable2Step {
+/// @dev The functions, the Status enum, the events and the custom errors are documented and
+/// declared in IPrivateAggregation.
+contract PrivateAggregation is IPrivateAggregation, Ownable2Step {
+    /// @inheritdoc IPrivateAggregation
     uint256 public constant MAX_GROUP_SLOTS = 160;
+    /// @inheritdoc IPrivateAggregation
     uint32 public constant LAMBDA_SCALE = 1_000_000;
 
     /// @dev The sums slot of a round starts at this offset in both halves so that it is
@@ -25,10 +30,12 @@ contract PrivateAggregation is Ownable2Step {
     /// the first home paying for a fresh slot. getAgg subtracts it again.
     uint256 private constant SUM_OFFSET = (uint256(1) << 128) | 1;
 
+    /// @inheritdoc IPrivateAggregation
     uint16 public immutable minGroupSize;
+    /// @inheritdoc IPrivateAggregation
     uint40 public immutable recoveryPeriod;
 
-    /// @notice X25519 public key of the DSO, for the home-DSO masks.
+    /// @inheritdoc IPrivateAggregation
     bytes32 public dsoKey;
 
     struct Member {
@@ -66,15 +73,8 @@ contract PrivateAggregation is Ownable2Step {
         bool set;
     }
 
-    enum Status {
-        None, // not opened
-        Open, // accepting submissions
-        Recovery, // deadline passed, homes missing, waiting for survivors' corrections
-        Complete, // sum revealed to the DSO
-        Failed // fewer than minGroupSize submitted, or a survivor missed recovery
-    }
-
     mapping(address home => Member) private _members;
+    /// @inheritdoc IPrivateAggregation
     mapping(address home => bytes32) public pubKeyOf;
     mapping(uint64 group => Group) private _groups;
     mapping(uint64 group => address[]) private _groupSlots;
@@ -86,42 +86,12 @@ contract PrivateAggregation is Ownable2Step {
     mapping(uint64 round => uint64[]) private _roundGroups;
     mapping(uint64 round => Lambda) private _lambda;
 
-    event DsoKeySet(bytes32 key);
-    event UserClaimed(address indexed home, uint64 indexed group, uint16 index, uint24 epoch, bytes32 pubKey);
-    event UserRemoved(address indexed home, uint64 indexed group, uint24 epoch);
-    event PriceSubmitted(
-        uint64 indexed round, uint64 indexed group, int64 pLow, int64 pHigh, uint40 deadline, uint24 epoch
-    );
-    event RangeSubmitted(uint64 indexed round, uint64 indexed group, address indexed home);
-    event CorrectionSubmitted(uint64 indexed round, uint64 indexed group, address indexed home);
-    event AggregateReady(uint64 indexed round, uint64 indexed group, uint16 contributors);
-    event LambdaSubmitted(uint64 indexed round, uint32 lambda);
-
-    error ZeroAddress();
-    error ZeroKey();
-    error MinGroupSizeTooSmall(uint16 minGroupSize);
-    error AlreadyRegistered(address home);
-    error NotMember(address account);
-    error GroupFull(uint64 group);
-    error GroupTooSmall(uint64 group, uint16 members, uint16 minGroupSize);
-    error BandInverted(int64 pLow, int64 pHigh);
-    error DeadlineNotInFuture(uint40 deadline, uint256 nowTs);
-    error RoundAlreadyOpen(uint64 round, uint64 group);
-    error RoundNotOpen(uint64 round, uint64 group);
-    error NotInRound(uint64 round, address home);
-    error AlreadySubmitted(uint64 round, address home);
-    error DeadlinePassed(uint64 round, uint40 deadline);
-    error NotInRecovery(uint64 round, uint64 group, Status status);
-    error DidNotSubmit(uint64 round, address home);
-    error CorrectionAlreadySent(uint64 round, address home);
-    error RecoveryClosed(uint64 round, uint40 recoveryDeadline);
-    error GroupBelowMinimum(uint64 round, uint64 group, uint16 contributors, uint16 minGroupSize);
-    error LambdaOutOfRange(uint32 lambda);
-    error LambdaAlreadySet(uint64 round);
-    error LambdaNotSet(uint64 round);
-    error NoGroupsInRound(uint64 round);
-    error AggregatesIncomplete(uint64 round, uint64 group, Status status);
-
+    /// @notice Deploy with the DSO as owner.
+    /// @param dso_ The DSO's address (the owner; non-zero).
+    /// @param dsoKey_ The DSO's X25519 public key for the home-DSO masks (non-zero).
+    /// @param minGroupSize_ Minimum submitters for a round to reveal a sum, and minimum current
+    /// members to open a group's round (at least 2).
+    /// @param recoveryPeriod_ Length of the recovery window after each deadline (s).
     constructor(address dso_, bytes32 dsoKey_, uint16 minGroupSize_, uint40 recoveryPeriod_) Ownable(dso_) {
         if (dsoKey_ == bytes32(0)) revert ZeroKey();
         if (minGroupSize_ < 2) revert MinGroupSizeTooSmall(minGroupSize_);
@@ -133,18 +103,19 @@ contract PrivateAggregation is Ownable2Step {
 
     // ---------------------------------------------------------------- DSO: membership
 
-    /// @notice The DSO's address (the owner). Transfer with transferOwnership + acceptOwnership.
+    /// @inheritdoc IPrivateAggregation
     function dso() external view returns (address) {
         return owner();
     }
 
+    /// @inheritdoc IPrivateAggregation
     function setDsoKey(bytes32 key) external onlyOwner {
         if (key == bytes32(0)) revert ZeroKey();
         dsoKey = key;
         emit DsoKeySet(key);
     }
 
-    /// @notice Whitelist a home in a group with its X25519 public key for mask agreement.
+    /// @inheritdoc IPrivateAggregation
     function claimUser(address home, uint64 group, bytes32 pubKey) external onlyOwner {
         if (home == address(0)) revert ZeroAddress();
         if (pubKey == bytes32(0)) revert ZeroKey();
@@ -163,7 +134,7 @@ contract PrivateAggregation is Ownable2Step {
         emit UserClaimed(home, group, index, epoch, pubKey);
     }
 
-    /// @notice Remove a home. In a round already open it counts as a dropout.
+    /// @inheritdoc IPrivateAggregation
     function removeUser(address home) external onlyOwner {
         Member storage m = _members[home];
         if (!m.registered || m.removedEpoch != 0) revert NotMember(home);
@@ -177,7 +148,7 @@ contract PrivateAggregation is Ownable2Step {
 
     // ---------------------------------------------------------------- DSO: rounds
 
-    /// @notice Open round `round` for `group` with its price band and submission deadline.
+    /// @inheritdoc IPrivateAggregation
     function submitPrice(uint64 round, uint64 group, int64 pLow, int64 pHigh, uint40 deadline)
         external
         onlyOwner
@@ -197,14 +168,14 @@ contract PrivateAggregation is Ownable2Step {
         emit PriceSubmitted(round, group, pLow, pHigh, deadline, g.epoch);
     }
 
-    /// @notice Post the dispatch factor of a round once every group of the round has settled.
+    /// @inheritdoc IPrivateAggregation
+    /// @dev Loops over the groups of the round (a handful per feeder), never over homes.
     function submitLambda(uint64 round, uint32 lambda) external onlyOwner {
         if (lambda > LAMBDA_SCALE) revert LambdaOutOfRange(lambda);
         Lambda storage l = _lambda[round];
         if (l.set) revert LambdaAlreadySet(round);
         uint64[] storage groups = _roundGroups[round];
         if (groups.length == 0) revert NoGroupsInRound(round);
-        // Loops over the groups of the round (a handful per feeder), never over homes.
         for (uint256 i = 0; i < groups.length; ++i) {
             Status st = status(round, groups[i]);
             if (st != Status.Complete && st != Status.Failed) revert AggregatesIncomplete(round, groups[i], st);
@@ -216,7 +187,7 @@ contract PrivateAggregation is Ownable2Step {
 
     // ---------------------------------------------------------------- homes
 
-    /// @notice Submit the masked lower and upper bound of next-slot demand (one per round).
+    /// @inheritdoc IPrivateAggregation
     function submitRange(uint64 round, uint128 maskedLower, uint128 maskedUpper) external {
         Member memory m = _members[msg.sender];
         if (!m.registered || m.removedEpoch != 0) revert NotMember(msg.sender);
@@ -234,9 +205,7 @@ contract PrivateAggregation is Ownable2Step {
         if (s.count == s.expected) emit AggregateReady(round, m.group, s.count);
     }
 
-    /// @notice After the deadline, a surviving home cancels its masks with the homes that
-    /// dropped out of this round. Refused when fewer than minGroupSize homes survived: a lone
-    /// survivor's correction would expose its value.
+    /// @inheritdoc IPrivateAggregation
     function submitCorrection(uint64 round, uint128 correctionLower, uint128 correctionUpper) external {
         Member memory m = _members[msg.sender];
         if (!m.registered) revert NotMember(msg.sender);
@@ -271,7 +240,7 @@ contract PrivateAggregation is Ownable2Step {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice Where round `round` of `group` stands at the current block time.
+    /// @inheritdoc IPrivateAggregation
     function status(uint64 round, uint64 group) public view returns (Status) {
         Submissions memory s = _subs[round][group];
         if (s.deadline == 0) return Status.None;
@@ -283,7 +252,7 @@ contract PrivateAggregation is Ownable2Step {
         return Status.Failed;
     }
 
-    /// @notice The band of a round: (pLow, pHigh) in micro-$/kWh, and the deadline.
+    /// @inheritdoc IPrivateAggregation
     function getPrice(uint64 round, uint64 group)
         external
         view
@@ -295,8 +264,7 @@ contract PrivateAggregation is Ownable2Step {
         return (info.pLow, info.pHigh, s.deadline);
     }
 
-    /// @notice The group's masked sums (still masked by the homes' masks with the DSO), the
-    /// number of contributors and whether the sum is complete. Incomplete sums read as zero.
+    /// @inheritdoc IPrivateAggregation
     function getAgg(uint64 round, uint64 group)
         external
         view
@@ -317,8 +285,7 @@ contract PrivateAggregation is Ownable2Step {
         return (lowerSum, upperSum, s.count, true);
     }
 
-    /// @notice Who submitted in a round (bitmap over member indices), the deadline and the
-    /// group epoch that fixes the round's member set.
+    /// @inheritdoc IPrivateAggregation
     function getSubmissions(uint64 round, uint64 group)
         external
         view
@@ -329,16 +296,19 @@ contract PrivateAggregation is Ownable2Step {
         return (s.bitmap, s.count, s.deadline, s.epoch, s.expected);
     }
 
+    /// @inheritdoc IPrivateAggregation
     function getCorrections(uint64 round, uint64 group) external view returns (uint160 bitmap, uint16 count) {
         return (_correctionBitmap[round][group], _info[round][group].corrections);
     }
 
+    /// @inheritdoc IPrivateAggregation
     function getLambda(uint64 round) external view returns (uint32) {
         Lambda memory l = _lambda[round];
         if (!l.set) revert LambdaNotSet(round);
         return l.value;
     }
 
+    /// @inheritdoc IPrivateAggregation
     function getMember(address home)
         external
         view
@@ -348,16 +318,18 @@ contract PrivateAggregation is Ownable2Step {
         return (m.group, m.index, m.joinedEpoch, m.removedEpoch, m.registered);
     }
 
+    /// @inheritdoc IPrivateAggregation
     function getGroup(uint64 group) external view returns (uint16 slots, uint16 active, uint24 epoch) {
         Group memory g = _groups[group];
         return (g.slots, g.active, g.epoch);
     }
 
-    /// @notice Every home ever given a slot in the group, by index (clients filter by epoch).
+    /// @inheritdoc IPrivateAggregation
     function getGroupSlots(uint64 group) external view returns (address[] memory) {
         return _groupSlots[group];
     }
 
+    /// @inheritdoc IPrivateAggregation
     function getRoundGroups(uint64 round) external view returns (uint64[] memory) {
         return _roundGroups[round];
     }

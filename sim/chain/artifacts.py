@@ -35,11 +35,28 @@ def load_artifact(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def stale_sources(name: str, contracts_dir: Path = CONTRACTS_DIR) -> list[str]:
+    """This repository's contract sources (under `contracts_dir`/src) that the artifact of
+    `name` was built from and that differ from the files on disk now (or are missing): the
+    contract's own file and every local file it was compiled with, such as the interface it
+    implements (`allSourcesSha256`, from solc's metadata). Imported OpenZeppelin files are
+    pinned by the lockfile and checked by the rebuild test, not here."""
+    art = json.loads((contracts_dir / "build" / f"{name}.json").read_text())
+    expected = dict(art["allSourcesSha256"])
+    expected[art["sourceFile"].removeprefix("src/")] = art["sourceSha256"]
+    stale = []
+    for unit, digest in sorted(expected.items()):
+        if unit.startswith("@"):
+            continue  # an npm import (node_modules), not one of ours
+        path = contracts_dir / "src" / unit
+        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            stale.append(f"src/{unit}")
+    return stale
+
+
 def source_is_current(name: str) -> bool:
-    """True when the artifact was built from the contract source now on disk."""
-    art = load_artifact(name)
-    source = (CONTRACTS_DIR / art["sourceFile"]).read_bytes()
-    return hashlib.sha256(source).hexdigest() == art["sourceSha256"]
+    """True when the artifact was built from the contract sources now on disk."""
+    return not stale_sources(name)
 
 
 def _canonical_type(item: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Pairwise-mask secure aggregation (DESIGN.md, "Privacy").
+"""Pairwise-mask secure aggregation (docs/design.md, section 4 "Masking scheme").
 
 Every home of a group holds an X25519 key (not its Ethereum key). For every other member j of
 the round's member set it derives

@@ -31,7 +31,7 @@ CONTRACT_NAME = "PrivateAggregation"
 
 
 class Status(IntEnum):
-    """Mirror of PrivateAggregation.Status."""
+    """Mirror of IPrivateAggregation.Status."""
 
     NONE = 0
     OPEN = 1
