@@ -33,7 +33,9 @@ from sim.hems.baselines import compare_policies  # noqa: E402
 def timing(n_homes: int, pool: int | None, n_slots: int, seed: int) -> dict:
     t0 = time.perf_counter()
     fleet = HEMSFleet(
-        FleetConfig(seed=seed, n_homes=n_homes, smart_share=1.0, load_profile_pool=pool)
+        FleetConfig(
+            seed=seed, n_homes=n_homes, smart_share=1.0, load_profile_pool=pool, battery_export=True
+        )
     )
     build_s = time.perf_counter() - t0
     train_s = fleet.train()
@@ -79,7 +81,9 @@ def comparison(n_homes: int, day: int, seeds: list[int]) -> dict:
     viol = 0.0
     t0 = time.perf_counter()
     for seed in seeds:
-        cfg = FleetConfig(seed=seed, n_homes=n_homes, smart_share=1.0, start_day=day)
+        cfg = FleetConfig(
+            seed=seed, n_homes=n_homes, smart_share=1.0, start_day=day, battery_export=True
+        )
         fleet = HEMSFleet(cfg)
         fleet.train()
         prices = sample_prices(

@@ -21,3 +21,6 @@ AC_ENGINES = ("pgm", "pandapower")  # engines of the DSO's own AC checks
 DEFAULT_AC_ENGINE = "pgm"  # power-grid-model: same answers as runpp_3ph, much faster
 DEFAULT_V_MARGIN_PU = 5e-4  # kept inside the voltage band for the linear model's error
 DEFAULT_I_MARGIN_PCT = 0.5  # same for line ampacity (% of the rating)
+
+# The homes
+DEFAULT_BATTERY_EXPORT = False  # batteries cover only their home's own load (a common tariff rule)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim.constants import (
     AC_ENGINES,
     DEFAULT_AC_ENGINE,
+    DEFAULT_BATTERY_EXPORT,
     DEFAULT_BLOCK_TIME_S,
     DEFAULT_DEADLINE_S,
     DEFAULT_I_MARGIN_PCT,
@@ -73,7 +74,7 @@ class HomesSpec(_Strict):
     )
     load_profile_pool: int | None = Field(default=None, ge=1)
     battery_export: bool = Field(
-        default=False,
+        default=DEFAULT_BATTERY_EXPORT,
         description="may batteries feed the grid (false: they cover only the home's own load)",
     )
     shards: int = Field(

@@ -13,7 +13,9 @@ TOL = 1e-6
 
 @pytest.fixture(scope="module")
 def fleet() -> HEMSFleet:
-    f = HEMSFleet(FleetConfig(seed=7, n_homes=12, smart_share=0.75, start_day=20))
+    f = HEMSFleet(
+        FleetConfig(seed=7, n_homes=12, smart_share=0.75, start_day=20, battery_export=True)
+    )
     f.train()
     return f
 
@@ -51,7 +53,9 @@ def test_smart_share_and_ordinary_homes(fleet):
 
 
 def test_same_seed_same_fleet(fleet):
-    other = HEMSFleet(FleetConfig(seed=7, n_homes=12, smart_share=0.75, start_day=20))
+    other = HEMSFleet(
+        FleetConfig(seed=7, n_homes=12, smart_share=0.75, start_day=20, battery_export=True)
+    )
     np.testing.assert_array_equal(other.load_kw, fleet.load_kw)
     np.testing.assert_array_equal(other.occupancy, fleet.occupancy)
     np.testing.assert_array_equal(other.params.bat_kwh, fleet.params.bat_kwh)
@@ -201,7 +205,11 @@ def test_adp_beats_myopic_and_is_bounded_by_perfect_foresight(fleet, prices):
 
 
 def test_two_days_retrain_daily_and_keep_comfort():
-    f = HEMSFleet(FleetConfig(seed=4, n_homes=3, smart_share=1.0, n_days=2, start_day=100))
+    f = HEMSFleet(
+        FleetConfig(
+            seed=4, n_homes=3, smart_share=1.0, n_days=2, start_day=100, battery_export=True
+        )
+    )
     rng = np.random.default_rng(0)
     for t in range(f.n_slots):
         lmin, lmax = f.compute_ranges(t, 0.1, 0.25)
@@ -214,7 +222,7 @@ def test_two_days_retrain_daily_and_keep_comfort():
 
 
 def test_no_smart_homes():
-    f = HEMSFleet(FleetConfig(seed=2, n_homes=3, smart_share=0.0))
+    f = HEMSFleet(FleetConfig(seed=2, n_homes=3, smart_share=0.0, battery_export=True))
     lmin, lmax = f.compute_ranges(0, 0.1, 0.2)
     np.testing.assert_array_equal(lmin, f.load_kw[:, 0])
     np.testing.assert_array_equal(lmax, f.load_kw[:, 0])
@@ -224,7 +232,10 @@ def test_no_smart_homes():
 def test_ranges_for_1000_homes_in_one_vectorized_call():
     """One call evaluates every home (benchmarks/hems.py times it; no timing asserted here)."""
     f = HEMSFleet(
-        FleetConfig(seed=2, n_homes=1000, smart_share=1.0, load_profile_pool=3), policy="myopic"
+        FleetConfig(
+            seed=2, n_homes=1000, smart_share=1.0, load_profile_pool=3, battery_export=True
+        ),
+        policy="myopic",
     )
     lmin, lmax = f.compute_ranges(0, 0.1, 0.2)
     assert lmin.shape == lmax.shape == (1000,)
@@ -232,7 +243,9 @@ def test_ranges_for_1000_homes_in_one_vectorized_call():
 
 
 def test_summer_cooling_day_caps_keep_comfort():
-    f = HEMSFleet(FleetConfig(seed=9, n_homes=5, smart_share=1.0, start_day=196))
+    f = HEMSFleet(
+        FleetConfig(seed=9, n_homes=5, smart_share=1.0, start_day=196, battery_export=True)
+    )
     prices = sample_prices(
         np.random.default_rng(1), f.config.price_forecast_usd_per_kwh, 0.15, 1, f.config.slot_s
     )[0]

@@ -87,7 +87,7 @@ def test_nan_weather_is_refused():
 def test_fleet_refuses_mismatched_weather():
     w = load_weather("723170TYA.CSV", 20, 1, 900)
     with pytest.raises(HEMSConfigError, match="weather"):
-        HEMSFleet(FleetConfig(n_homes=2, n_days=2, start_day=20), weather=w)
+        HEMSFleet(FleetConfig(n_homes=2, n_days=2, start_day=20, battery_export=True), weather=w)
 
 
 def test_unknown_weather_file_is_refused():

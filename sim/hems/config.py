@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sim.constants import DEFAULT_BATTERY_EXPORT
 from sim.errors import BlockhemsError
 
 __all__ = ["HEMSConfigError", "Range", "ApplianceRanges", "FleetConfig", "DEFAULT_TOU_HOURLY"]
@@ -200,7 +201,7 @@ class FleetConfig:
     battery_degradation_usd_per_kwh: float = 0.02
     soc_min: float = 0.1
     soc_max: float = 0.95
-    battery_export: bool = True
+    battery_export: bool = DEFAULT_BATTERY_EXPORT
     n_train_days: int = 6
     n_price_samples: int = 4
     n_state_points: int = 31

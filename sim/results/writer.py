@@ -7,7 +7,7 @@ first day). Transactions outside any round (deployment, registration) have an em
 
 Tables (one row per round and key, units in column names):
     slots.csv         lambda, DSO iterations, losses, substation power, voltage extremes per phase
-    groups.csv        price band, revealed [Lmin, Lmax], contributors, dispatched and actual totals
+    groups.csv        price band, revealed [Lmin, Lmax], contributors, lambda of the group
     homes.csv         per home: band, range, cap, actual import, comfort violation
     dlmp.csv          per site (bus-phase): DLMP and its energy/loss/congestion/voltage parts
     voltages.csv      per bus-phase: AC voltage after dispatch (pu)
