@@ -37,7 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
     outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
     used = outcome.parts.scenario
-    summary = summarize(out_dir, (used.dso.v_min_pu, used.dso.v_max_pu), used.time.slot_s / 3600)
+    summary = summarize(
+        out_dir,
+        (used.dso.v_min_pu, used.dso.v_max_pu),
+        used.time.slot_s / 3600,
+        used.dso.ampacity_factor,
+    )
     summary["wall_s"] = round(outcome.wall_s, 2)
     summary["setup_s"] = {k: round(v, 2) for k, v in outcome.setup_s.items()}
     summary["step_s"] = {k: round(v, 2) for k, v in outcome.step_s.items()}
@@ -54,12 +59,20 @@ def _print_summary(s: dict) -> None:
     for ph in "abc":
         print(f"phase {ph}: voltage {s[f'v_min_{ph}_pu']:.4f} .. {s[f'v_max_{ph}_pu']:.4f} pu")
     print(
-        f"voltage violations (slot-phases): {s['voltage_violations']}   comfort violations "
-        f"(home-slots): {s['comfort_violations']}   energy shifted: "
-        f"{s['energy_shifted_kwh']:.1f} kWh"
+        f"voltage band: {s['voltage_violations']} slot-phases out (worst "
+        f"{s['worst_undervoltage_pu']:.4f} pu below, {s['worst_overvoltage_pu']:.4f} pu above)"
+        f"   lines: {s['slots_with_line_overload']} slots above rating (max "
+        f"{s['max_line_loading_pct']:.1f} %)   transformer: {s['slots_with_trafo_overload']} "
+        f"slots above rating (max {s['max_trafo_loading_pct']:.1f} %)"
+    )
+    print(
+        f"energy not served: {s['energy_not_served_kwh']:.1f} kWh   PV curtailed: "
+        f"{s['pv_curtailed_kwh']:.1f} kWh   comfort violations (home-slots): "
+        f"{s['comfort_violations']}   energy shifted: {s['energy_shifted_kwh']:.1f} kWh"
     )
     print(f"gas per slot: {s['gas_per_slot_mean']:,.0f}   transactions: {s['transactions']}")
     print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
+    print(f"limits: {s['verdict']}")
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """The market's protocol rules, each written once: the dispatch cap and the round schedule.
 
 Dispatch (the seed paper's equation 1): a home that revealed ``[Lmin, Lmax]`` (kW, net import)
-keeps its import during the round at or below ``P = lambda * Lmax + (1 - lambda) * Lmin``.
+keeps its import during the round at or below ``P = lambda * Lmax + (1 - lambda) * Lmin``;
+with a bid of K > 2 points lambda walks the bid piecewise linearly (``dispatch_cap``).
 
 Round schedule: round r is negotiated and delivered in slot r; each protocol phase happens at
 its own simulated second ``r * slot_s + offset`` so that the order of the phases follows time
@@ -24,11 +25,27 @@ import numpy as np
 PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
 
 
-def dispatch_cap(lam: float | np.ndarray, lmin_kw: np.ndarray, lmax_kw: np.ndarray) -> np.ndarray:
-    """The cap ``lam * Lmax + (1 - lam) * Lmin`` (kW) of each home or group; ``lam`` is one
-    lambda or one per entry."""
+def dispatch_cap(lam: float | np.ndarray, points_kw: np.ndarray) -> np.ndarray:
+    """The cap (kW) of each home or group for dispatch factor ``lam`` (one, or one per row).
+
+    ``points_kw`` (..., K) is a bid: the demand at K prices in rising order, so it is
+    non-increasing along the last axis (``[..., 0]`` is Lmax, ``[..., -1]`` Lmin). Lambda walks
+    the bid piecewise linearly from Lmin (0) to Lmax (1), each of the K - 1 segments taking an
+    equal share of [0, 1]. With K = 2 this is the seed paper's rule
+    ``lam * Lmax + (1 - lam) * Lmin``.
+    """
     lam = np.asarray(lam, dtype=float)
-    return lam * np.asarray(lmax_kw, dtype=float) + (1.0 - lam) * np.asarray(lmin_kw, dtype=float)
+    points = np.asarray(points_kw, dtype=float)
+    k = points.shape[-1]
+    if k == 2:
+        return lam * points[..., 0] + (1.0 - lam) * points[..., 1]
+    position = (1.0 - np.clip(lam, 0.0, 1.0)) * (k - 1)  # from Lmax (0) to Lmin (K - 1)
+    segment = np.minimum(np.floor(position), k - 2).astype(int)
+    frac = position - segment
+    seg = segment[..., None] if np.ndim(segment) else segment
+    upper = np.take_along_axis(points, np.broadcast_to(seg, points.shape[:-1] + (1,)), -1)
+    lower = np.take_along_axis(points, np.broadcast_to(seg + 1, points.shape[:-1] + (1,)), -1)
+    return (1.0 - frac) * upper[..., 0] + frac * lower[..., 0]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def _imports(module_name: str) -> set[str]:
 LAYERS = [
     "sim.cli",
     "sim.cosim",
+    "sim.offline",
     "sim.results",
     "sim.privacy",
     "sim.market",

@@ -10,6 +10,8 @@ feeder itself (the same feeder, by seed) and reports its wall time with its reco
 
 from __future__ import annotations
 
+from functools import partial
+
 import mosaik_api_v3
 import yaml
 
@@ -21,7 +23,8 @@ from sim.scenario import build_scenario_feeder, parse_scenario
 class GridProcessSim(GridSim):
     def setup(self, scenario_yaml: str, slot_offset: int) -> None:
         scenario = parse_scenario(yaml.safe_load(scenario_yaml), "grid process scenario")
-        super().setup(build_scenario_feeder(scenario), slot_offset, grid_rows)
+        rows = partial(grid_rows, rating_factor=scenario.dso.ampacity_factor)
+        super().setup(build_scenario_feeder(scenario), slot_offset, rows)
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         super().act(round_, phase, inputs)

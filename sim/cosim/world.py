@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import mosaik
@@ -213,7 +214,7 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
             timings=timings,
             feeder=parts.grid_feeder,
             slot_offset=t.first_slot,
-            table_rows=grid_rows,
+            table_rows=partial(grid_rows, rating_factor=parts.scenario.dso.ampacity_factor),
         ).Grid()
     recorder = world.start("RecorderSim", schedule=schedule, writer=writer).Recorder()
 

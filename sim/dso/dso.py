@@ -50,6 +50,72 @@ def _finite(name: str, values, shape: tuple[int, ...] | None = None) -> np.ndarr
     return arr
 
 
+class _Segments:
+    """The groups' bid curves as the variables of stage 2's QP.
+
+    Each variable fills one segment of a group's curve, from Lmin upwards (a fraction in
+    [0, 1]); with ``single`` one variable fills every group's only segment (the paper's one
+    lambda). ``m`` (G, n_var) is each variable's kW per group; along a segment the homes'
+    marginal value falls linearly from its upper price to its lower price, which gives the
+    welfare coefficients (``welfare``), concave, so segments fill in order.
+    """
+
+    def __init__(self, points: np.ndarray, ladder: np.ndarray, single: bool) -> None:
+        g, k = points.shape
+        self.k = k
+        self.lmin = points[:, -1]
+        # segment j of a group runs from point k-1-j (higher price) to point k-2-j
+        delta = points[:, -2::-1] - points[:, :0:-1]  # (G, K-1), kW per segment
+        upper = ladder[:, :0:-1]  # (G, K-1), $/kWh at the segment's low-demand end
+        lower = ladder[:, -2::-1]
+        if single:
+            self.m = delta[:, :1]
+            self.upper, self.lower = upper[:, :1], lower[:, :1]
+        else:
+            self.m = np.zeros((g, g * (k - 1)))
+            for j in range(k - 1):
+                self.m[np.arange(g), np.arange(g) * (k - 1) + j] = delta[:, j]
+            self.upper = np.repeat(upper.reshape(1, -1), g, axis=0)
+            self.lower = np.repeat(lower.reshape(1, -1), g, axis=0)
+        self.single = single
+        self.n_var = self.m.shape[1]
+
+    def welfare(self, cost_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Linear and quadratic welfare coefficients ($/h) of the variables at the groups'
+        marginal supply cost ``cost_g`` ($/kWh)."""
+        a = (self.m * (self.upper - cost_g[:, None])).sum(axis=0)
+        b = (self.m * (self.upper - self.lower)).sum(axis=0)
+        return a, b
+
+    def lambdas(self, s: np.ndarray) -> np.ndarray:
+        """Each group's lambda for the segment fill ``s``: the position along its curve from
+        Lmin (0) to Lmax (1)."""
+        n_groups = self.m.shape[0]
+        if self.single:
+            return np.full(n_groups, float(s[0]))
+        fill = s.reshape(n_groups, self.k - 1)
+        if self.k == 2:
+            return fill[:, 0].copy()
+        out = np.zeros(n_groups)
+        for g in range(n_groups):
+            seg = self.m[g, g * (self.k - 1) : (g + 1) * (self.k - 1)]  # kW per segment
+            above = float(seg @ fill[g])  # kW above Lmin, filled in order
+            pos = 0.0
+            for size in seg:
+                if size <= 0.0:  # a flat segment: passed only if demand lies beyond it
+                    if above <= 1e-12:
+                        break
+                    pos += 1.0
+                    continue
+                take = min(above, size)
+                pos += take / size
+                above -= take
+                if take < size:
+                    break
+            out[g] = pos / (self.k - 1)
+        return np.clip(out, 0.0, 1.0)
+
+
 class DSO:
     """Distribution system operator of one feeder (see module docstring).
 
@@ -238,14 +304,49 @@ class DSO:
         mode: str = "single",
         slot: int | None = None,
     ) -> Stage2Result:
-        """Clear lambda from group ranges (kW totals, ``group_ids`` order) and bands ($/kWh).
+        """Clear lambda from group ranges (kW totals, ``group_ids`` order) and bands ($/kWh):
+        the seed paper's two-point bids (see ``stage2_points``)."""
+        lmin = _finite("lmin_kw", lmin_kw, (self.n_groups,))
+        lmax = _finite("lmax_kw", lmax_kw, (self.n_groups,))
+        lo_p = _finite("p_low", p_low, (self.n_groups,))
+        hi_p = _finite("p_high", p_high, (self.n_groups,))
+        return self.stage2_points(
+            np.stack([lmax, lmin], axis=1),
+            np.stack([lo_p, hi_p], axis=1),
+            nonhems_p_kw,
+            nonhems_q_kvar,
+            price,
+            limits,
+            mode,
+            slot,
+        )
+
+    def stage2_points(
+        self,
+        points_kw: np.ndarray,
+        prices: np.ndarray,
+        nonhems_p_kw: np.ndarray,
+        nonhems_q_kvar: np.ndarray | None = None,
+        price: float | None = None,
+        limits: DSOLimits | None = None,
+        mode: str = "group",
+        slot: int | None = None,
+    ) -> Stage2Result:
+        """Clear lambda from each group's bid curve: ``points_kw`` (G, K) the group's total
+        demand (kW) at its K ladder ``prices`` (G, K, $/kWh, non-decreasing), so the points
+        are non-increasing (``[:, 0]`` is Lmax, ``[:, -1]`` Lmin). Lambda in [0, 1] walks the
+        curve piecewise linearly from Lmin (0) to Lmax (1) (``sim.protocol.dispatch_cap``);
+        with K = 2 that is the seed paper's ``lambda Lmax + (1 - lambda) Lmin``.
 
         ``nonhems_p_kw`` is the forecast of the ordinary homes per site (kW). ``price`` defaults
         to the price of the last stage 1. Linearizes at the last stage-1 point if there is one.
+        ``mode`` "single" clears one lambda for every group (K = 2 only), "group" one each.
         """
         if mode not in MODES:
             raise DSOError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        lmin, lmax, lo_p, hi_p = self._group_inputs(lmin_kw, lmax_kw, p_low, p_high)
+        points, ladder = self._bid_inputs(points_kw, prices)
+        if mode == "single" and points.shape[1] != 2:
+            raise DSOError(f"mode 'single' clears two-point bids, got {points.shape[1]} points")
         ns = self.feeder.n_sites
         base_p = _finite("nonhems_p_kw", nonhems_p_kw, (ns,))
         base_q = (
@@ -259,42 +360,40 @@ class DSO:
             price = self.last_price
         price = float(_finite("price", price))
         lim = self._limits(limits)
-        if mode not in self._stage2:
-            self._stage2[mode] = Stage2Problem(self.rows, 1 if mode == "single" else self.n_groups)
+        segments = _Segments(points, ladder, single=mode == "single")
+        key = (mode, segments.n_var)
+        if key not in self._stage2:
+            self._stage2[key] = Stage2Problem(self.rows, segments.n_var)
         w = self.weights
-        # lambda_g of each group from the problem's lambdas: all equal (single) or one each
-        e = np.ones((self.n_groups, 1)) if mode == "single" else np.eye(self.n_groups)
-        p_fixed = base_p + w @ lmin
-        q_fixed = base_q + self.tan_hems * (w @ lmin)
-        delta = lmax - lmin
+        p_fixed = base_p + w @ segments.lmin
+        q_fixed = base_q + self.tan_hems * (w @ segments.lmin)
 
-        def dispatch(lam_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            dp = w @ (delta * lam_g)
+        def dispatch(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            dp = w @ (segments.m @ s)
             return p_fixed + dp, q_fixed + self.tan_hems * dp
 
         op = self.op
         if op is None:
             op = self.model.operating_point(self._ac(p_fixed, q_fixed, slot), p_fixed, q_fixed)
-        return self._clear(
-            self._stage2[mode], op, lim, price, e, delta, lo_p, hi_p, dispatch, mode, slot
-        )
+        return self._clear(self._stage2[key], op, lim, price, segments, dispatch, mode, slot)
 
-    def _group_inputs(
-        self, lmin_kw, lmax_kw, p_low, p_high
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The groups' ranges (kW) and bands ($/kWh), checked: finite, one per group, ordered."""
-        g = (self.n_groups,)
-        lmin = _finite("lmin_kw", lmin_kw, g)
-        lmax = _finite("lmax_kw", lmax_kw, g)
-        lo_p = _finite("p_low", p_low, g)
-        hi_p = _finite("p_high", p_high, g)
-        bad = np.flatnonzero(lmin > lmax)
+    def _bid_inputs(self, points_kw, prices) -> tuple[np.ndarray, np.ndarray]:
+        """The groups' bid curves, checked: finite, one row per group, demand non-increasing
+        and prices non-decreasing along the points."""
+        points = np.asarray(points_kw, dtype=float)
+        k = points.shape[1] if points.ndim == 2 else 0
+        points = _finite("points_kw", points, (self.n_groups, max(k, 2)))
+        ladder = _finite("prices", prices, points.shape)
+        bad = np.flatnonzero(points[:, -1] > points[:, 0])
         if bad.size:
             raise DSOError(f"Lmin > Lmax for groups {self.group_ids[bad].tolist()}")
-        bad = np.flatnonzero(lo_p > hi_p)
+        bad = np.flatnonzero(np.any(np.diff(points, axis=1) > 0, axis=1))
+        if bad.size:
+            raise DSOError(f"demand rises with price for groups {self.group_ids[bad].tolist()}")
+        bad = np.flatnonzero(np.any(np.diff(ladder, axis=1) < 0, axis=1))
         if bad.size:
             raise DSOError(f"p_low > p_high for groups {self.group_ids[bad].tolist()}")
-        return lmin, lmax, lo_p, hi_p
+        return points, ladder
 
     def _clear(
         self,
@@ -302,10 +401,7 @@ class DSO:
         op: OperatingPoint,
         lim: DSOLimits,
         price: float,
-        e: np.ndarray,
-        delta: np.ndarray,
-        lo_p: np.ndarray,
-        hi_p: np.ndarray,
+        segments: _Segments,
         dispatch,
         mode: str,
         slot: int | None,
@@ -313,21 +409,20 @@ class DSO:
         """The lambda QP on the linear model, checked by AC and re-linearized at the AC
         solution until the AC flow keeps the limits (at most ``max_iter`` solves)."""
         w = self.weights
-        p_fixed, q_fixed = dispatch(np.zeros(self.n_groups))
-        dp = (w * delta[None, :]) @ e
+        p_fixed, q_fixed = dispatch(np.zeros(segments.n_var))
+        dp = w @ segments.m
         dq = self.tan_hems * dp
         infeasible = False
         it = 0
         while it < self.max_iter:
             it += 1
             cost_g = price * (w.T @ (1.0 + op.mlf_p + self.tan_hems * op.mlf_q))
-            a = e.T @ (delta * (hi_p - cost_g))
-            b = e.T @ (delta * (hi_p - lo_p))
+            a, b = segments.welfare(cost_g)
             prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
-            lam, welfare, feasible = prob.solve()
-            lam, p_d, q_d, ac = self._ac_backing_off(lam, e, dispatch, slot)
-            welfare = float(a @ lam - 0.5 * b @ lam**2)  # of the lambda actually checked
-            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, lam), 0.0))
+            s, welfare, feasible = prob.solve()
+            s, p_d, q_d, ac = self._ac_backing_off(s, dispatch, slot)
+            welfare = float(a @ s - 0.5 * b @ s**2)  # of the dispatch actually checked
+            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, s), 0.0))
             violations, loading, _ = self._check(ac, lim)
             if not feasible:
                 # No lambda meets the limits on the linear model: keep the least-violating one
@@ -337,14 +432,14 @@ class DSO:
             if not violations:
                 break
             op = self.model.operating_point(ac, p_d, q_d)
-        lam_group = e @ lam
-        p_d, q_d = dispatch(lam_group)
+        lam_group = segments.lambdas(s)
+        p_d, q_d = dispatch(s)
         self.op = self.model.operating_point(ac, p_d, q_d)  # latest solved state
         rows = np.searchsorted(ac.bus, self.model.lv_buses[self.rows.v_bus_pos])
         return Stage2Result(
             slot=slot,
             mode=mode,
-            lam=float(lam.max()) if lam.size else 0.0,
+            lam=float(lam_group.max()) if lam_group.size else 0.0,
             lam_group=lam_group,
             dispatch_p_kw=p_d,
             dispatch_q_kvar=q_d,
@@ -362,21 +457,21 @@ class DSO:
         )
 
     def _ac_backing_off(
-        self, lam: np.ndarray, e: np.ndarray, dispatch, slot: int | None
+        self, s: np.ndarray, dispatch, slot: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PowerFlowResult]:
-        """(lambda, site p kW, site q kvar, AC result) at ``lam``; where the power flow
-        diverges (the linear model proposed a point beyond voltage collapse), at lambda
-        scaled back towards 0 until it converges."""
+        """(segment fill, site p kW, site q kvar, AC result) at ``s``; where the power flow
+        diverges (the linear model proposed a point beyond voltage collapse), at ``s`` scaled
+        back towards Lmin until it converges."""
         for factor in (1.0, 0.75, 0.5, 0.25, 0.0):
-            trial = lam * factor
-            p_d, q_d = dispatch(e @ trial)
+            trial = s * factor
+            p_d, q_d = dispatch(trial)
             try:
                 return trial, p_d, q_d, self._ac(p_d, q_d, slot)
             except PowerFlowError:
                 continue
         raise DSOError(
             f"stage 2 (slot {slot}): the AC power flow diverges for every lambda from "
-            f"{lam.max():.3f} down to 0: the revealed Lmin already collapses the feeder"
+            f"{s.max():.3f} down to 0: the revealed Lmin already collapses the feeder"
         )
 
     def with_limits(self, **changes) -> DSOLimits:

@@ -32,7 +32,9 @@ the next slot it only uses the trained value functions.
 Records (``fleet.records[name]``, arrays (homes, slots), NaN where not
 applicable): import_kw, q_kvar, pv_kw (output after curtailment), pv_curtailed_kw,
 load_kw, battery_kw, hvac_kw, wh_kw, soc_kwh, t_in_c, tank_c (states at the end of the
-slot), comfort_violation_c, cap_kw, cap_violation_kw, lmin_kw, lmax_kw, price_usd_per_kwh, draw_l.
+slot), comfort_violation_c, cap_kw, cap_violation_kw, shed_kw (water-heater and HVAC power cut
+below the comfort-keeping plan to meet a cap: energy not served), lmin_kw, lmax_kw,
+price_usd_per_kwh, draw_l.
 ``fleet.occupancy`` (homes, slots) is the ground-truth mean number of active
 occupants per slot for every home.
 """
@@ -93,6 +95,7 @@ RECORD_NAMES = (
     "comfort_violation_c",
     "cap_kw",
     "cap_violation_kw",
+    "shed_kw",
     "lmin_kw",
     "lmax_kw",
     "price_usd_per_kwh",
@@ -316,24 +319,42 @@ class HEMSFleet:
         p_high: np.ndarray | float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(Lmin, Lmax) in kW per home for ``slot`` from the price band in $/kWh."""
-        self._check_slot(slot)
         lo, hi = self._prices("p_low", p_low), self._prices("p_high", p_high)
         if np.any(lo > hi):
             raise HEMSConfigError("p_low", "must be <= p_high")
+        points = self.compute_points(slot, np.stack([lo, hi], axis=1))
+        return points[:, 1], points[:, 0]
+
+    def compute_points(self, slot: int, prices: np.ndarray) -> np.ndarray:
+        """Each home's demand (kW, net import) at each of K prices ($/kWh) for ``slot``:
+        ``prices`` is (K,) or (homes, K), non-decreasing along K; the result (homes, K) is
+        non-increasing along K, so ``Lmax = points[:, 0]`` and ``Lmin = points[:, -1]``.
+        Smart homes solve their one-step ADP problem at every price; ordinary homes return
+        their load forecast."""
+        self._check_slot(slot)
+        price = np.asarray(prices, dtype=float)
+        k = price.shape[-1] if price.ndim else 0
+        if price.ndim not in (1, 2) or k < 1:
+            raise HEMSConfigError("prices", f"must be (K,) or (homes, K), got shape {price.shape}")
+        price = np.broadcast_to(price, (self.n_homes, k)).copy()
+        if not np.all(np.isfinite(price)):
+            raise HEMSConfigError("prices", "prices must be finite")
+        if np.any(np.diff(price, axis=1) < 0):
+            raise HEMSConfigError("prices", "must be non-decreasing along the K points")
         base = self.base_kw(slot)
-        lmin, lmax = base.copy(), base.copy()
+        points = np.repeat(base[:, None], k, axis=1)
         if len(self.smart_idx):
             si = self.smart_idx
             opts = self._smart_options(slot)
-            for price, out in ((hi[si], lmin), (lo[si], lmax)):
-                idx = respond(opts, price, self.dt_h)
-                rows = np.arange(len(si))
-                out[si] += sum(opts[d].x[rows, idx[d]] for d in opts)
+            rows = np.arange(len(si))
+            for j in range(k):
+                idx = respond(opts, price[si, j], self.dt_h)
+                points[si, j] += sum(opts[d].x[rows, idx[d]] for d in opts)
             self._options = opts
-        self._band = (lo, hi)
-        self.records["lmin_kw"][:, slot] = lmin
-        self.records["lmax_kw"][:, slot] = lmax
-        return lmin, lmax
+        self._band = (price[:, 0], price[:, -1])
+        self.records["lmin_kw"][:, slot] = points[:, -1]
+        self.records["lmax_kw"][:, slot] = points[:, 0]
+        return points
 
     def dispatch(
         self, slot: int, cap_kw: np.ndarray | float, price: np.ndarray | float | None = None
@@ -366,10 +387,14 @@ class HEMSFleet:
             # cap below the smallest comfort-keeping import: undo PV curtailment, then shed
             # WH, then HVAC
             excess = base[si] + sum(x.values()) - cap[si]
+            shed = np.zeros(len(si))
             for d in ("pv", "wh", "hvac"):
                 cut = np.clip(excess, 0.0, x[d])
                 x[d] -= cut
                 excess -= cut
+                if d != "pv":
+                    shed += cut
+            rec["shed_kw"][si, slot] = shed
             p = self.params
             soc = battery_step(p, self.soc_kwh, x["bat"], self.dt_h)
             exo_gain, exo_mode = self.gain_kw[:, slot], self.mode[:, slot]

@@ -10,15 +10,31 @@ Units: kW in the models, integer W on chain, $/kWh for prices.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from grid_models import PowerFlowError
-from sim.chain.private import DSOClient, HomeClient, Status
-from sim.chain.units import kw_to_w, lambda_as_posted
+from sim.chain.private import DSOClient, GroupAggregate, HomeClient, Status
+from sim.chain.units import kw_to_w, lambda_as_posted, w_to_kw
 from sim.dso import DSO, DSOError
 from sim.dso.forecast import DSOForecaster
 from sim.hems import HEMSFleet
 from sim.protocol import dispatch_cap
+
+
+@dataclass(frozen=True)
+class RevealedBid:
+    """What the DSO learns of a group in a round: the sum of its homes' bids (W at each price
+    of the ladder, rising prices, so Lmax first) and how many homes it sums."""
+
+    points_w: tuple[int, ...]
+    contributors: int
+
+    @classmethod
+    def from_aggregate(cls, aggregate: GroupAggregate) -> RevealedBid:
+        """The contract's two sums ([Lmin, Lmax]) of a group."""
+        return cls((aggregate.upper_w, aggregate.lower_w), aggregate.contributors)
 
 
 class DSOAgent:
@@ -27,7 +43,7 @@ class DSOAgent:
     def __init__(
         self,
         dso: DSO,
-        client: DSOClient,
+        client: DSOClient | None,
         forecaster: DSOForecaster,
         energy_price: list[float],
         mode: str = "single",
@@ -44,8 +60,10 @@ class DSOAgent:
         self.stage2 = None
         self.aggregates: dict[int, object] = {}
 
-    def post_prices(self, round_: int, slot: int, deadline: int) -> None:
-        """Stage 1 on the DSO's forecast, then one price band per group on chain.
+    def plan_bands(self, round_: int, slot: int) -> dict[int, tuple[float, ...]]:
+        """Stage 1 on the DSO's forecast: every group's price ladder ($/kWh, rising), the
+        prices at which its homes bid (two, the band ``(p_low, p_high)``, in the paper's
+        design).
 
         When the last dispatch is so far outside the limits that the OPF linearized there
         has no solution, the DSO falls back to its load-research forecast for the HEMS homes
@@ -59,44 +77,66 @@ class DSOAgent:
             self.stage1_fallback = True
             forecast = self.forecaster.total_kw(slot, use_dispatch=False)
             self.stage1 = self.dso.stage1(forecast, price, slot=slot)
-        bands = {
-            group: (float(self.stage1.p_low[g]), float(self.stage1.p_high[g]))
+        self.ladders = self.ladder(self.stage1.p_low, self.stage1.p_high)
+        return {
+            group: tuple(float(p) for p in self.ladders[g])
             for g, group in enumerate(self.group_ids)
         }
-        self.client.open_rounds(round_, bands, deadline)
 
-    def clear(self, round_: int, slot: int) -> float:
-        """Read the group sums, solve stage 2, post lambda; returns lambda."""
-        lmin = np.zeros(len(self.group_ids))
-        lmax = np.zeros(len(self.group_ids))
-        fallback = self.forecaster.group_kw(slot)
-        self.aggregates = {}
+    def ladder(self, p_low: np.ndarray, p_high: np.ndarray) -> np.ndarray:
+        """The price ladder (G, K) of every group from stage 1's band: the band itself."""
+        return np.stack([p_low, p_high], axis=1)
+
+    def post_prices(self, round_: int, slot: int, deadline: int) -> None:
+        """Stage 1, then one price band per group on chain (one batch)."""
+        self.client.open_rounds(round_, self.plan_bands(round_, slot), deadline)
+
+    def read_aggregates(self, round_: int) -> dict[int, RevealedBid | None]:
+        """Every group's unmasked sums from the chain; None for a group that revealed none."""
         statuses = self.client.contract.statuses(round_, self.group_ids)  # one request
+        return {
+            group: RevealedBid.from_aggregate(self.client.read_aggregate(round_, group))
+            if statuses[group] == Status.COMPLETE
+            else None
+            for group in self.group_ids
+        }
+
+    def decide(
+        self, round_: int, slot: int, aggregates: dict[int, RevealedBid | None]
+    ) -> dict[int, float]:
+        """Stage 2 on the revealed group sums; returns each group's lambda to post."""
+        n_points = self.ladders.shape[1]
+        points = np.zeros((len(self.group_ids), n_points))
+        fallback = self.forecaster.group_kw(slot)
+        self.aggregates = aggregates
         for g, group in enumerate(self.group_ids):
-            status = statuses[group]
-            aggregate = (
-                self.client.read_aggregate(round_, group) if status == Status.COMPLETE else None
-            )
-            self.aggregates[group] = aggregate
+            aggregate = aggregates[group]
             if aggregate is not None:
-                lmin[g], lmax[g] = aggregate.lower_w / 1000.0, aggregate.upper_w / 1000.0
+                points[g] = [w_to_kw(w) for w in aggregate.points_w]
             else:
                 # A failed group revealed nothing: plan it as inflexible at the forecast.
-                lmin[g] = lmax[g] = fallback[g]
-        self.stage2 = self.dso.stage2(
-            lmin,
-            lmax,
-            self.stage1.p_low,
-            self.stage1.p_high,
+                points[g] = fallback[g]
+        self.stage2 = self.dso.stage2_points(
+            points,
+            self.ladders,
             self.forecaster.ordinary_kw(slot),
             mode=self.mode,
             slot=slot,
         )
-        lam = float(self.stage2.lam)
-        self.client.post_lambda(round_, lam)
+        lam = {group: float(self.stage2.lam_group[g]) for g, group in enumerate(self.group_ids)}
+        posted = np.array([lambda_as_posted(lam[group]) for group in self.group_ids])
         # the group totals the homes dispatch at the lambda they read back from the chain
-        self.forecaster.observe_dispatch(dispatch_cap(lambda_as_posted(lam), lmin, lmax))
-        self.group_lmin_kw, self.group_lmax_kw = lmin, lmax
+        self.forecaster.observe_dispatch(dispatch_cap(posted, points))
+        self.group_points_kw = points
+        self.group_lmin_kw, self.group_lmax_kw = points[:, -1], points[:, 0]
+        return lam
+
+    def clear(self, round_: int, slot: int) -> dict[int, float]:
+        """Read the group sums, solve stage 2, post lambda; returns each group's lambda."""
+        lam = self.decide(round_, slot, self.read_aggregates(round_))
+        if self.mode != "single":
+            raise DSOError("the contract posts one lambda per round: use the single mode")
+        self.client.post_lambda(round_, float(self.stage2.lam))
         return lam
 
 
@@ -139,24 +179,33 @@ class HomesAgent:
         self.q_kvar = np.zeros(fleet.n_homes)
         self.lam = float("nan")
 
-    def submit(self, round_: int) -> None:
-        """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
+    def respond(self, round_: int, bands: dict[int, tuple[float, ...]]) -> None:
+        """Every home's bid (kW at each price of its group's ladder, $/kWh, rising; the band
+        ``(p_low, p_high)`` gives ``[Lmin, Lmax]``), and who drops out."""
         slot = round_ + self.slot_offset
-        bands = self._contract.price_bands(round_, list(self.groups))  # public; one request
+        n_points = len(next(iter(bands.values())))
+        ladder = np.zeros((self.fleet.n_homes, n_points))
         for group, members in self.groups.items():
-            self.p_low[members], self.p_high[members] = bands[group].p_low, bands[group].p_high
-        self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(slot, self.p_low, self.p_high)
+            ladder[members] = bands[group]
+        self.p_low, self.p_high = ladder[:, 0], ladder[:, -1]
+        self.points_kw = self.fleet.compute_points(slot, ladder)
+        self.lmin_kw, self.lmax_kw = self.points_kw[:, -1], self.points_kw[:, 0]
         # Drawn for the whole fleet, so that every shard draws the same dropouts.
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
+        # Every HEMS home not dropped submits (this shard's and the others'; a refused batch
+        # raises in `submit`), so the fleet's figures are the same in every shard.
+        self.submitted[:] = self.fleet.smart & ~drops
+
+    def submit(self, round_: int) -> None:
+        """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
+        bands = self._contract.price_bands(round_, list(self.groups))  # public; one request
+        self.respond(round_, {g: (b.p_low, b.p_high) for g, b in bands.items()})
         lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
-        senders = [i for i in self.clients if not drops[i]]
+        senders = [i for i in self.clients if self.submitted[i]]
         if senders:  # one batch: a few blocks per slot, not one round trip per home
             self._contract.chain.transact_many(
                 [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
             )
-        # Every HEMS home not dropped submits (this shard's and the others'; a refused batch
-        # raised above), so the fleet's figures are the same in every shard.
-        self.submitted[:] = self.fleet.smart & ~drops
 
     def recover(self, round_: int) -> int:
         """Send the corrections that groups in recovery need; returns how many were sent."""
@@ -171,15 +220,23 @@ class HomesAgent:
             self._contract.chain.transact_many(requests)
         return len(requests)
 
-    def dispatch(self, round_: int) -> None:
-        """Read lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin and run the slot."""
+    def apply(self, round_: int, lam: float | dict[int, float]) -> None:
+        """Cap every HEMS home at its bid walked to its group's lambda (one for every group,
+        or one per group; ``sim.protocol.dispatch_cap``) and run the slot."""
         slot = round_ + self.slot_offset
-        first = next(iter(self.clients.values()), None)
-        self.lam = first.read_lambda(round_) if first is not None else float("nan")
-        cap = dispatch_cap(self.lam, self.lmin_kw, self.lmax_kw)
+        per_home = np.zeros(self.fleet.n_homes)
+        for group, members in self.groups.items():
+            per_home[members] = lam[group] if isinstance(lam, dict) else lam
+        self.lam = lam
+        cap = dispatch_cap(per_home if isinstance(lam, dict) else lam, self.points_kw)
         self.cap_kw = np.where(self.fleet.smart, cap, np.inf)
         self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
         self.q_kvar = self.fleet.last_q_kvar
+
+    def dispatch(self, round_: int) -> None:
+        """Read lambda from the chain and apply it."""
+        first = next(iter(self.clients.values()), None)
+        self.apply(round_, first.read_lambda(round_) if first is not None else float("nan"))
 
     def warm_up(self, price_usd_per_kwh: np.ndarray) -> None:
         """Run the homes on their own (no cap) from midnight to the first market slot, so a

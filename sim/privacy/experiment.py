@@ -167,7 +167,7 @@ def run_protocol(
             seed_contract.clear(dso_account, round_=slot)
         market.dso.post_lambda(slot, lam)
         lam_read = clients[home_ids[0]].read_lambda(slot)
-        cap = np.where(smart, dispatch_cap(lam_read, lmin, lmax), np.inf)
+        cap = np.where(smart, dispatch_cap(lam_read, np.stack([lmax, lmin], axis=-1)), np.inf)
         fleet.dispatch(slot, cap)
         if progress is not None:
             progress(slot, t.n_slots)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from grid_models import PHASES, Feeder, PowerFlowResult
+from sim.results.limits import LOADING_TOL_PCT
 
 if TYPE_CHECKING:  # the grid's own process needs grid_rows only, not the chain and DSO stack
     from sim.market.agents import DSOAgent, HomesAgent
@@ -68,6 +69,8 @@ def homes_rows(
     fleet = agent.fleet
     slot = round_ + agent.slot_offset
     violation = fleet.records["comfort_violation_c"][:, slot]
+    pv_curtailed = fleet.records["pv_curtailed_kw"][:, slot]
+    shed = fleet.records["shed_kw"][:, slot]
     rows = [
         {
             "round": round_,
@@ -83,6 +86,8 @@ def homes_rows(
             "import_kw": float(agent.import_kw[i]),
             "q_kvar": float(agent.q_kvar[i]),
             "comfort_violation_c": float(violation[i]),
+            "pv_curtailed_kw": float(np.nan_to_num(pv_curtailed[i])),
+            "shed_kw": float(np.nan_to_num(shed[i])),
         }
         for i in (range(fleet.n_homes) if home_ids is None else home_ids)
     ]
@@ -98,11 +103,18 @@ def homes_rows(
         "hems_import_kw": float(agent.import_kw[smart].sum()),
         "homes_submitted": int(agent.submitted.sum()),
         "comfort_violations": int((violation > 1e-6).sum()),
+        "pv_curtailed_kw": float(np.nansum(pv_curtailed)),
+        "shed_kw": float(np.nansum(shed)),
     }
     return {"homes": rows, "slots": [totals]}
 
 
-def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str, list[dict]]:
+def grid_rows(
+    feeder: Feeder, result: PowerFlowResult, round_: int, rating_factor: float = 1.0
+) -> dict[str, list[dict]]:
+    """The ground truth's rows; loading is against the lines' and the transformer's ratings
+    (pandapower's), and `lines_over_limit` counts line-phases above `rating_factor` times the
+    rating (the scenario's `dso.ampacity_factor`: the ratings the study holds the market to)."""
     vm = result.vm_pu
     voltages = [
         {"round": round_, "bus": int(b), "phase": ph, "vm_pu": float(vm[i, k])}
@@ -128,6 +140,9 @@ def grid_rows(feeder: Feeder, result: PowerFlowResult, round_: int) -> dict[str,
         "round": round_,
         "losses_kw": float(result.losses_kw),
         "max_line_loading_pct": float(np.nanmax(result.line_loading_pct)),
+        "lines_over_limit": int(
+            (np.nan_to_num(result.line_loading_pct) > 100.0 * rating_factor + LOADING_TOL_PCT).sum()
+        ),
         "max_trafo_loading_pct": float(np.nanmax(result.trafo_loading_pct)),
     }
     for k, ph in enumerate(PHASES):

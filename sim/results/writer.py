@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.errors import BlockhemsError
+from sim.results.limits import limit_summary, verdict
 from sim.scenario import Scenario, dump_scenario
 
 TABLES = ("slots", "groups", "homes", "dlmp", "voltages", "lines", "transactions")
@@ -74,9 +75,12 @@ def finished_slots(out_dir: str | Path) -> list[int]:
     return [] if slots.empty else sorted(slots["round"].astype(int).tolist())
 
 
-def summarize(out_dir: str | Path, v_band: tuple[float, float], slot_h: float) -> dict:
-    """End-of-run figures: lambda range, voltage extremes and violations per phase, energy
-    shifted (kWh the DSO held below the homes' low-price demand), gas per slot."""
+def summarize(
+    out_dir: str | Path, v_band: tuple[float, float], slot_h: float, rating_factor: float = 1.0
+) -> dict:
+    """End-of-run figures: lambda range, voltage extremes per phase, every limit
+    (`sim.results.limits.limit_summary`), energy shifted (kWh the DSO held below the homes'
+    low-price demand), comfort, gas per slot."""
     tables = load_results(out_dir)
     slots, homes, tx = tables["slots"], tables["homes"], tables["transactions"]
     out: dict = {"slots": int(len(slots))}
@@ -84,18 +88,16 @@ def summarize(out_dir: str | Path, v_band: tuple[float, float], slot_h: float) -
         return out
     out["lambda_min"] = float(slots["lambda"].min())
     out["lambda_max"] = float(slots["lambda"].max())
-    violations = 0
     for ph in ("a", "b", "c"):
-        v_min, v_max = slots[f"v_min_{ph}_pu"], slots[f"v_max_{ph}_pu"]
-        out[f"v_min_{ph}_pu"] = float(v_min.min())
-        out[f"v_max_{ph}_pu"] = float(v_max.max())
-        violations += int(((v_min < v_band[0] - 1e-6) | (v_max > v_band[1] + 1e-6)).sum())
-    out["voltage_violations"] = violations  # slot-phases with any bus outside the band
+        out[f"v_min_{ph}_pu"] = float(slots[f"v_min_{ph}_pu"].min())
+        out[f"v_max_{ph}_pu"] = float(slots[f"v_max_{ph}_pu"].max())
+    out.update(limit_summary(slots, v_band, slot_h, rating_factor))
+    out["verdict"] = verdict(out)
     smart = homes[homes.smart]
     shifted = (smart.lmax_kw - smart.cap_kw).clip(lower=0) * slot_h
     out["energy_shifted_kwh"] = float(shifted.sum())
     out["comfort_violations"] = int((homes.comfort_violation_c > 1e-6).sum())
-    per_slot = tx.dropna(subset=["round"]).groupby("round").gas_used.sum()
+    per_slot = tx.dropna(subset=["round"]).groupby("round").gas_used.sum() if len(tx) else tx
     out["gas_per_slot_mean"] = float(per_slot.mean()) if len(per_slot) else 0.0
     out["transactions"] = int(len(tx))
     return out

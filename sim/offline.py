@@ -1,0 +1,123 @@
+"""The market of a scenario without mosaik and without a chain.
+
+The same agents make the same decisions as in the co-simulation (`DSOAgent.plan_bands` and
+`decide`, `HomesAgent.respond` and `apply`), but the contract's work is done directly: the
+bands, bounds and lambda are rounded to the contract's fixed-point units exactly as a round
+trip through the chain rounds them, and a group's sum is the sum of its submitting homes'
+integer watts (revealed when at least `aggregation.min_group_size` homes submitted, as the
+contract reveals it after the survivors' recovery). The ground-truth grid runs the same power
+flow as the grid simulator. So the tables equal those of `blockhems run` (tests/test_offline.py
+compares), without the chain's time: it is the tool for trying market designs and for the
+stress set's many days.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from grid_models import run_power_flow
+from sim.chain.units import kw_to_w, lambda_as_posted, price_from_chain, price_to_chain
+from sim.market.agents import DSOAgent, HomesAgent, RevealedBid
+from sim.market.setup import aggregation_groups, build_dso, build_fleet, day_prices
+from sim.results.tables import dso_rows, grid_rows, homes_rows
+from sim.scenario import Scenario, build_scenario_feeder, resolve_scenario
+
+
+def on_chain(band: tuple[float, float]) -> tuple[float, float]:
+    """A price band ($/kWh) as the homes read it back from the contract (micro-$/kWh)."""
+    return tuple(price_from_chain(price_to_chain(p)) for p in band)
+
+
+@dataclass
+class OfflineRun:
+    """Tables of an offline run (the co-simulation's tables but `transactions`), by name."""
+
+    scenario: Scenario
+    tables: dict[str, pd.DataFrame]
+    dso: DSOAgent
+    homes: HomesAgent
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+
+def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
+    """Run `scenario`'s market slot by slot (see the module docstring). With
+    `grid_tables=False` the per-bus `voltages` and per-line `lines` tables are skipped (the
+    slots table keeps the extremes and limit counts)."""
+    wall: dict[str, float] = {}
+    start = time.perf_counter()
+    grid_feeder = build_scenario_feeder(scenario)
+    dso_feeder = build_scenario_feeder(scenario)
+    scenario = resolve_scenario(scenario, grid_feeder)
+    fleet = build_fleet(scenario, grid_feeder.n_homes)
+    fleet.train()
+    t = scenario.time
+    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
+    dso, forecaster = build_dso(scenario, dso_feeder, groups, fleet.smart, fleet.weather.ghi_w_m2)
+    prices = day_prices(scenario)
+    dso_agent = DSOAgent(
+        dso, None, forecaster, prices[t.first_slot :], scenario.dso.mode, t.slot_s / 3600
+    )
+    homes = HomesAgent(
+        fleet, {}, groups, t.first_slot, scenario.chain.dropout_probability, scenario.homes.seed
+    )
+    homes.warm_up(np.asarray(prices[: t.first_slot]))
+    wall["setup"] = time.perf_counter() - start
+
+    rows: dict[str, list[dict]] = {}
+    min_size = scenario.aggregation.min_group_size
+    wall.update(dso=0.0, homes=0.0, grid=0.0)
+    for round_ in range(t.n_slots):
+        slot = round_ + t.first_slot
+        start = time.perf_counter()
+        bands = {g: on_chain(band) for g, band in dso_agent.plan_bands(round_, slot).items()}
+        wall["dso"] += time.perf_counter() - start
+        start = time.perf_counter()
+        homes.respond(round_, bands)
+        wall["homes"] += time.perf_counter() - start
+        start = time.perf_counter()
+        lam = dso_agent.decide(round_, slot, _aggregates(homes, min_size))
+        wall["dso"] += time.perf_counter() - start
+        start = time.perf_counter()
+        homes.apply(round_, {group: lambda_as_posted(value) for group, value in lam.items()})
+        wall["homes"] += time.perf_counter() - start
+        start = time.perf_counter()
+        result = run_power_flow(
+            grid_feeder,
+            grid_feeder.site_totals(homes.import_kw),
+            grid_feeder.site_totals(homes.q_kvar),
+            slot=slot,
+        )
+        wall["grid"] += time.perf_counter() - start
+        parts = [dso_rows(dso_agent, round_, slot), homes_rows(homes, round_)]
+        parts.append(grid_rows(grid_feeder, result, round_, scenario.dso.ampacity_factor))
+        slot_row: dict = {}
+        for part in parts:
+            for table, table_rows in part.items():
+                if table == "slots":
+                    for row in table_rows:
+                        slot_row.update(row)
+                elif grid_tables or table not in ("voltages", "lines"):
+                    rows.setdefault(table, []).extend(table_rows)
+        rows.setdefault("slots", []).append(slot_row)
+    tables = {name: pd.DataFrame(table_rows) for name, table_rows in rows.items()}
+    return OfflineRun(scenario, tables, dso_agent, homes, wall)
+
+
+def _aggregates(homes: HomesAgent, min_group_size: int) -> dict[int, RevealedBid | None]:
+    """What the contract reveals of each group: the sums of the submitting homes' integer
+    watts at every point of their bids (Lmax first), or None when fewer than
+    `min_group_size` submitted."""
+    watts = np.array([kw_to_w(column) for column in homes.points_kw.T]).T  # (homes, K)
+    out: dict[int, RevealedBid | None] = {}
+    for group, members in homes.groups.items():
+        senders = [h for h in members if homes.submitted[h]]
+        out[group] = (
+            RevealedBid(tuple(int(v) for v in watts[senders].sum(axis=0)), len(senders))
+            if len(senders) >= min_group_size
+            else None
+        )
+    return out
