@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from sim.errors import BlockhemsError
-from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
+from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
 from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
 
 
@@ -35,6 +35,12 @@ def _run(args: argparse.Namespace) -> int:
         scenario = override(scenario, changes, f"command-line options ({shown})")
     out_dir = Path(args.output or f"results/{scenario.name}")
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
+    if scenario.chain.debug_deterministic_keys:
+        print(
+            "blockhems: WARNING chain.debug_deterministic_keys: true: every key is derived from "
+            "the scenario name and homes.seed; this run's submissions are not private",
+            file=sys.stderr,
+        )
     outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
     used = outcome.parts.scenario
     summary = summarize(out_dir, (used.dso.v_min_pu, used.dso.v_max_pu), used.time.slot_s / 3600)
@@ -59,6 +65,7 @@ def _print_summary(s: dict) -> None:
         f"{s['energy_shifted_kwh']:.1f} kWh"
     )
     print(f"gas per slot: {s['gas_per_slot_mean']:,.0f}   transactions: {s['transactions']}")
+    print(f"keys: {s['keys']}")
     print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
 
 
@@ -117,7 +124,14 @@ def _privacy(args: argparse.Namespace) -> int:
         if not args.quiet and (slot + 1) % max(1, n_slots // 20) == 0:
             print(f"  slot {slot + 1}/{n_slots} ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    report = run_privacy(scenario, args.days, args.train_days, args.lambda_, progress=progress)
+    report = run_privacy(
+        scenario,
+        args.days,
+        args.train_days,
+        args.lambda_,
+        progress=progress,
+        dropout_probability=args.dropout,
+    )
     files = write_report(report, out_dir)
     print(f"{'attacker':78s} {'bal. acc. [95 % CI]':>22s} {'AUC [95 % CI]':>22s}")
     for r in report.results:
@@ -198,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_LAMBDA,
         help=f"dispatch factor posted every round ({DEFAULT_LAMBDA})",
+    )
+    privacy.add_argument(
+        "--dropout",
+        type=float,
+        default=DEFAULT_DROPOUT,
+        help=f"chance a home misses a round, on both contracts ({DEFAULT_DROPOUT})",
     )
     privacy.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     privacy.set_defaults(func=_privacy)

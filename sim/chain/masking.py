@@ -39,9 +39,9 @@ from sim.errors import BlockhemsError
 MODULUS = 1 << 128
 FIELDS = ("lower", "upper")
 _FIELD_CODE = {"lower": b"\x00", "upper": b"\x01"}
-_PAIR_TAG = b"blockhems/pair-mask/v1"
-_DSO_TAG = b"blockhems/dso-mask/v1"
-_SELF_TAG = b"blockhems/self-mask/v1"
+PAIR_TAG = b"blockhems/pair-mask/v1"
+DSO_TAG = b"blockhems/dso-mask/v1"
+SELF_TAG = b"blockhems/self-mask/v1"
 SELF_KEY_BYTES = 32
 
 
@@ -113,7 +113,7 @@ def self_mask_key(secret: bytes, ctx: MaskContext) -> bytes:
     """A home's self-mask key for one membership (HKDF-SHA256 of its 32-byte secret)."""
     if len(secret) != SELF_KEY_BYTES:
         raise ValueError(f"a self-mask secret has {SELF_KEY_BYTES} bytes, got {len(secret)}")
-    return _hkdf(secret, ctx, _SELF_TAG)
+    return _hkdf(secret, ctx, SELF_TAG)
 
 
 def prf_mask(key: bytes, round_: int, field: str) -> int:
@@ -142,9 +142,9 @@ class HomeMasker:
             raise ValueError(f"the key registered for index {own_index} is not this home's key")
         self.own_index = own_index
         self._pair_keys = {
-            j: shared_key(key, pk, ctx, _PAIR_TAG) for j, pk in members.items() if j != own_index
+            j: shared_key(key, pk, ctx, PAIR_TAG) for j, pk in members.items() if j != own_index
         }
-        self._dso_key = shared_key(key, dso_public, ctx, _DSO_TAG)
+        self._dso_key = shared_key(key, dso_public, ctx, DSO_TAG)
         self._self_key = self_mask_key(self_secret, ctx)
 
     def _signed_pair_mask(self, j: int, round_: int, field: str) -> int:
@@ -198,7 +198,7 @@ class DSOUnmasker:
                     f"the round was opened with DSO key {dso_public.hex()}, which this DSO "
                     "does not hold"
                 )
-            cached = shared_key(private, public, ctx, _DSO_TAG)
+            cached = shared_key(private, public, ctx, DSO_TAG)
             self._keys[(ctx, public, dso_public)] = cached
         return cached
 

@@ -159,24 +159,31 @@ class HomesAgent:
         self.submitted[:] = self.fleet.smart & ~drops
 
     def recover(self, round_: int) -> int:
-        """Send the corrections that groups in recovery need; returns how many were sent."""
+        """Send the recovery words of this agent's survivors (self-mask removed, masks with
+        dropped members cancelled); returns how many were sent. A home that did not submit
+        sends nothing: its self-mask is never revealed."""
         requests = []
-        statuses = self._contract.statuses(round_, self.own_groups) if self.clients else {}
+        states = self._contract.round_states(round_, self.own_groups) if self.clients else {}
         for i, client in self.clients.items():
-            if not self.submitted[i]:
-                continue
-            if statuses[self.group_of[i]] == Status.RECOVERY and client.needs_correction(round_):
-                requests.append(client.correction_request(round_))
+            state = states[self.group_of[i]]
+            if self.submitted[i] and state.status == Status.RECOVERY:
+                if client.needs_recovery(round_, state):
+                    requests.append(client.recovery_request(round_, state))
         if requests:
             self._contract.chain.transact_many(requests)
         return len(requests)
 
     def dispatch(self, round_: int) -> None:
-        """Read lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin and run the slot."""
+        """Read each group's lambda, cap every HEMS home at P = lam*Lmax + (1-lam)*Lmin with
+        its group's lambda and run the slot."""
         slot = round_ + self.slot_offset
-        first = next(iter(self.clients.values()), None)
-        self.lam = first.read_lambda(round_) if first is not None else float("nan")
-        cap = dispatch_cap(self.lam, self.lmin_kw, self.lmax_kw)
+        lam_home = np.full(self.fleet.n_homes, np.nan)
+        if self._contract is not None:  # public values; one request for every group
+            for group, lam in self._contract.lambdas(round_, list(self.groups)).items():
+                lam_home[self.groups[group]] = lam
+        first = next(iter(self.clients), None)
+        self.lam = float(lam_home[first]) if first is not None else float("nan")
+        cap = dispatch_cap(lam_home, self.lmin_kw, self.lmax_kw)
         self.cap_kw = np.where(self.fleet.smart, cap, np.inf)
         self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
         self.q_kvar = self.fleet.last_q_kvar
