@@ -69,6 +69,21 @@ def _print_summary(s: dict) -> None:
     print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
 
 
+def _leakage(args: argparse.Namespace) -> int:
+    from sim.privacy.leakage import public_output_leakage, write_leakage
+
+    report = public_output_leakage(args.results)
+    path = write_leakage(report, args.results)
+    print(
+        f"{report.groups} groups x {report.rounds} rounds: R^2 of a group's dispatched total "
+        f"from the clock and price {report.r2_clock_price:.3f} (out of sample "
+        f"{report.r2_clock_price_out_of_sample:.3f}); with the bands and lambda "
+        f"{report.r2_public_outputs:.3f} ({report.r2_public_outputs_out_of_sample:.3f})"
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     from sim.results.plots import plot_results
 
@@ -221,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     privacy.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     privacy.set_defaults(func=_privacy)
+    leakage = sub.add_parser(
+        "leakage",
+        help="what the public bands and lambda of a run tell about a group's dispatched total",
+    )
+    leakage.add_argument("results", help="results folder of `blockhems run`")
+    leakage.set_defaults(func=_leakage)
     return parser
 
 
