@@ -77,8 +77,10 @@ def _leakage(args: argparse.Namespace) -> int:
     print(
         f"{report.groups} groups x {report.rounds} rounds: R^2 of a group's dispatched total "
         f"from the clock and price {report.r2_clock_price:.3f} (out of sample "
-        f"{report.r2_clock_price_out_of_sample:.3f}); with the bands and lambda "
-        f"{report.r2_public_outputs:.3f} ({report.r2_public_outputs_out_of_sample:.3f})"
+        f"{report.r2_clock_price_out_of_sample:.3f}); with the round's bands and lambda "
+        f"{report.r2_own_round:.3f} ({report.r2_own_round_out_of_sample:.3f}); with the next "
+        f"round's bands too {report.r2_public_outputs:.3f} "
+        f"({report.r2_public_outputs_out_of_sample:.3f})"
     )
     print(f"wrote {path}")
     return 0

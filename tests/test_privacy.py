@@ -351,7 +351,7 @@ def test_leakage_measures_what_the_next_band_tells(tmp_path: Path) -> None:
 def test_leakage_command_on_a_run(tmp_path: Path, capsys) -> None:
     folder = _results_folder(tmp_path / "run", 30, leak=1.0)
     assert main(["leakage", str(folder)]) == 0
-    assert "with the bands and lambda" in capsys.readouterr().out
+    assert "with the next round's bands too" in capsys.readouterr().out
     report = json.loads((folder / "leakage.json").read_text())
     assert report["rounds"] == 29 and report["r2_public_outputs"] > report["r2_clock_price"]
     short = _results_folder(tmp_path / "short", 5, leak=1.0)
