@@ -100,7 +100,8 @@ def markdown(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
         f"Machine: {os.cpu_count()} cores; date {dt.date.today().isoformat()}.  ",
         f"Workload: {args.homes} homes in groups of {args.group_size}, {args.rounds} timed rounds "
         "per mode after one warm-up round; the time counts signing, sending and the receipts "
-        "(sequential also the dry run), not the masking, which is the same on every backend.",
+        "(sequential also the dry run), not the masking, which is the same on every backend, nor "
+        "the batch of recovery words that completes each round's sums.",
         "",
         "| backend | sequential tx/s | batched tx/s | batched blocks per round | "
         "submitRange mean gas | setup (deploy, fund, register) |",

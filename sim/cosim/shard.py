@@ -7,7 +7,7 @@ the chain's JSON-RPC url, the contract and registrar addresses, and its own HEMS
 (generated at random by the main process; the only secrets a shard gets, never logged or
 written to results). It builds the scenario's whole fleet (the
 same homes, by seed, as any other process) and trains it, and does the chain work only for its
-own HEMS homes: it masks, signs and sends their submissions and corrections. It reports its
+own HEMS homes: it masks, signs and sends their submissions and recovery words. It reports its
 homes' demand to the grid, its homes' rows and transactions to the recorder and, the lead shard
 only, the fleet's columns of the slot row. The
 heavy set-up runs at the shard's first step, so that all shards build at the same time.

@@ -2,8 +2,9 @@
 
 `DSOAgent` posts the price bands (stage 1) and clears lambda from the revealed group sums
 (stage 2). `HomesAgent` runs a fleet of homes: it reads the bands, computes and submits the
-masked ranges, sends dropout corrections, reads lambda and dispatches. Neither holds a
-reference to the other; the mosaik simulators are thin adapters over these.
+masked ranges, sends the survivors' recovery words, reads its groups' lambdas and
+dispatches. Neither holds a reference to the other; the mosaik simulators are thin adapters
+over these.
 
 Units: kW in the models, integer W on chain, $/kWh for prices.
 """
