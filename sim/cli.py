@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from sim.errors import BlockhemsError
-from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
+from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
 from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
 
 
@@ -35,6 +35,12 @@ def _run(args: argparse.Namespace) -> int:
         scenario = override(scenario, changes, f"command-line options ({shown})")
     out_dir = Path(args.output or f"results/{scenario.name}")
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
+    if scenario.chain.debug_deterministic_keys:
+        print(
+            "blockhems: WARNING chain.debug_deterministic_keys: true: every key is derived from "
+            "the scenario name and homes.seed; this run's submissions are not private",
+            file=sys.stderr,
+        )
     outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
     used = outcome.parts.scenario
     summary = summarize(
@@ -71,8 +77,26 @@ def _print_summary(s: dict) -> None:
         f"{s['comfort_violations']}   energy shifted: {s['energy_shifted_kwh']:.1f} kWh"
     )
     print(f"gas per slot: {s['gas_per_slot_mean']:,.0f}   transactions: {s['transactions']}")
+    print(f"keys: {s['keys']}")
     print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
     print(f"limits: {s['verdict']}")
+
+
+def _leakage(args: argparse.Namespace) -> int:
+    from sim.privacy.leakage import public_output_leakage, write_leakage
+
+    report = public_output_leakage(args.results)
+    path = write_leakage(report, args.results)
+    print(
+        f"{report.groups} groups x {report.rounds} rounds: R^2 of a group's dispatched total "
+        f"from the clock and price {report.r2_clock_price:.3f} (out of sample "
+        f"{report.r2_clock_price_out_of_sample:.3f}); with the round's bands and lambda "
+        f"{report.r2_own_round:.3f} ({report.r2_own_round_out_of_sample:.3f}); with the next "
+        f"round's bands too {report.r2_public_outputs:.3f} "
+        f"({report.r2_public_outputs_out_of_sample:.3f})"
+    )
+    print(f"wrote {path}")
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -130,7 +154,14 @@ def _privacy(args: argparse.Namespace) -> int:
         if not args.quiet and (slot + 1) % max(1, n_slots // 20) == 0:
             print(f"  slot {slot + 1}/{n_slots} ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    report = run_privacy(scenario, args.days, args.train_days, args.lambda_, progress=progress)
+    report = run_privacy(
+        scenario,
+        args.days,
+        args.train_days,
+        args.lambda_,
+        progress=progress,
+        dropout_probability=args.dropout,
+    )
     files = write_report(report, out_dir)
     print(f"{'attacker':78s} {'bal. acc. [95 % CI]':>22s} {'AUC [95 % CI]':>22s}")
     for r in report.results:
@@ -212,8 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LAMBDA,
         help=f"dispatch factor posted every round ({DEFAULT_LAMBDA})",
     )
+    privacy.add_argument(
+        "--dropout",
+        type=float,
+        default=DEFAULT_DROPOUT,
+        help=f"chance a home misses a round, on both contracts ({DEFAULT_DROPOUT})",
+    )
     privacy.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     privacy.set_defaults(func=_privacy)
+    leakage = sub.add_parser(
+        "leakage",
+        help="what the public bands and lambda of a run tell about a group's dispatched total",
+    )
+    leakage.add_argument("results", help="results folder of `blockhems run`")
+    leakage.set_defaults(func=_leakage)
     return parser
 
 

@@ -10,7 +10,7 @@ its own simulated second ``r * slot_s + offset`` so that the order of the phases
 
     price     +0                      DSO stage 1 posts the price bands
     submit    +block                  homes submit their masked bounds
-    recover   +deadline + block       first block after the deadline: dropout corrections
+    recover   +deadline + block       first block after the deadline: the survivors' recovery words
     lambda    +deadline + recovery + 2 blocks   recovery closed: DSO stage 2 posts lambda
     dispatch  +deadline + recovery + 3 blocks   homes read lambda and run the slot
     record    +deadline + recovery + 4 blocks   the slot's rows are written

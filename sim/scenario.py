@@ -134,6 +134,12 @@ class ChainSpec(_Strict):
     dropout_probability: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="chance a home misses a round's submission"
     )
+    debug_deterministic_keys: bool = Field(
+        default=False,
+        description="DEBUG ONLY: derive every key and account from the scenario name and "
+        "homes.seed instead of the OS CSPRNG, so that anyone holding the scenario file can "
+        "unmask every submission; marked in the results (scenario.yaml, summary.json)",
+    )
 
     @model_validator(mode="after")
     def _url_for_rpc(self) -> ChainSpec:

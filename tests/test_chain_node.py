@@ -19,9 +19,9 @@ from web3 import HTTPProvider
 from web3.exceptions import TransactionNotFound
 
 from sim.chain.connection import Chain, ChainError, TxRequest, chain_lock_path, connect
-from sim.chain.deployment import setup_market, x25519_key
+from sim.chain.deployment import attach_homes, setup_market
+from sim.chain.keys import PartyKeys
 from sim.chain.node import RevmNode, start_node
-from sim.chain.private import HomeClient, PrivateAggregation
 from sim.chain.revm_node import main as revm_node_main
 from tests.test_chain_batch import open_round
 from tests.test_chain_batch import (
@@ -56,7 +56,7 @@ def test_batches_through_the_node_behave_as_in_process(revm_node_url: str) -> No
 
 def test_batched_receipts_are_the_receipts_read_one_by_one(revm_node_url: str) -> None:
     chain = connect("rpc", revm_node_url, shared=True)
-    market = setup_market(chain, [0] * 5, seed="node-receipts")
+    market = setup_market(chain, [0] * 5)
     open_round(market, 1)
     receipts = chain.transact_many(
         [h.range_request(1, i, 2 * i) for i, h in enumerate(market.homes)]
@@ -80,7 +80,7 @@ def any_chain(request) -> Chain:
 
 def test_a_send_the_node_refuses_frees_its_nonce_for_the_senders_next(any_chain: Chain) -> None:
     chain = any_chain
-    market = setup_market(chain, [0] * 5, seed="refused-send")
+    market = setup_market(chain, [0] * 5)
     open_round(market, 1)
     first, second = market.homes[:2]
     submission = first.range_request(1, 10, 20)
@@ -240,7 +240,7 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
     monkeypatch.setattr(LocalAccount, "sign_transaction", spy_sign)
     try:
         chain = connect("rpc", revm_node_url, shared=True)
-        market = setup_market(chain, [0] * 5, seed="node-lock")
+        market = setup_market(chain, [0] * 5)
         open_round(market, 1)
         requests = [h.range_request(1, 10 * i, 10 * i + 5) for i, h in enumerate(market.homes)]
         seen.clear()
@@ -268,18 +268,14 @@ def _bounds(round_: int, home: int) -> tuple[int, int]:
 
 
 def _submit_shard(
-    url: str, address: str, seed: str, shard: int, barrier: Any, results: Any
+    url: str, address: str, registrar: str, keys: dict, shard: int, barrier: Any, results: Any
 ) -> None:
-    """One simulator process: its own homes submit, one batch per round, all rounds open."""
+    """One simulator process: its own homes submit, one batch per round, all rounds open.
+    `keys`: its homes' exported keys, handed over by the main process (as to a shard)."""
     try:
         chain = connect("rpc", url, shared=True)
-        contract = PrivateAggregation(chain, address)
-        # setup_market's accounts (the DSO's first) and X25519 keys, derived from the seed
-        accounts = chain.new_accounts(SHARDS * SHARD_HOMES + 1, seed, fund=False)
-        homes = {
-            i: HomeClient(contract, accounts[1 + i], x25519_key(f"{seed}/home/{i}"))
-            for i in range(shard * SHARD_HOMES, (shard + 1) * SHARD_HOMES)
-        }
+        own = {i: PartyKeys.from_export(k) for i, k in keys.items()}
+        homes = attach_homes(chain, address, own, registrar)
         blocks = []
         for round_ in range(1, ROUNDS + 1):
             requests = [h.range_request(round_, *_bounds(round_, i)) for i, h in homes.items()]
@@ -301,10 +297,9 @@ def shared_node(request) -> tuple[str, str]:
 
 def test_processes_sharing_a_node_get_one_block_per_batch(shared_node: tuple[str, str]) -> None:
     kind, url = shared_node
-    seed = f"shards-{kind}"
     chain = connect("rpc", url, shared=True)
     homes = SHARDS * SHARD_HOMES
-    market = setup_market(chain, [i // 5 for i in range(homes)], seed=seed)
+    market = setup_market(chain, [i // 5 for i in range(homes)])
     deadline = chain.now() + 3_600
     for round_ in range(1, ROUNDS + 1):
         for group in sorted(set(market.groups)):
@@ -315,7 +310,19 @@ def test_processes_sharing_a_node_get_one_block_per_batch(shared_node: tuple[str
     barrier, results = ctx.Barrier(SHARDS), ctx.Queue()
     processes = [
         ctx.Process(
-            target=_submit_shard, args=(url, market.contract.address, seed, shard, barrier, results)
+            target=_submit_shard,
+            args=(
+                url,
+                market.contract.address,
+                market.registrar,
+                {
+                    i: market.homes[i].keys.export()
+                    for i in range(shard * SHARD_HOMES, (shard + 1) * SHARD_HOMES)
+                },
+                shard,
+                barrier,
+                results,
+            ),
         )
         for shard in range(SHARDS)
     ]
@@ -344,7 +351,10 @@ def test_processes_sharing_a_node_get_one_block_per_batch(shared_node: tuple[str
         assert len(txs) == SHARD_HOMES and len({shard_of[tx["from"]] for tx in txs}) == 1
     if kind == "revm":  # one second per block: the chain clock moved 2 s per round, no more
         assert chain.now() == start_time + SHARDS * ROUNDS
-    # every home's submission counted: the DSO's sums are the true ones
+    # every home's submission counted: once each survivor removed its self-mask, the DSO's
+    # sums are the true ones
+    for round_ in range(1, ROUNDS + 1):
+        chain.transact_many([h.recovery_request(round_) for h in market.homes])
     for round_ in range(1, ROUNDS + 1):
         for group in sorted(set(market.groups)):
             members = [i for i, g in enumerate(market.groups) if g == group]

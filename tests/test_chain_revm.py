@@ -31,7 +31,7 @@ def _scripted_gas(chain: Chain, reads: bool = False) -> list[tuple[str, int]]:
     """Two rounds of the protocol with fixed calldata; (label, gas) of every transaction.
 
     Round 1 fills empty storage (zero to non-zero SSTOREs), round 2 writes slots that already
-    hold values, has a dropout and the recovery phase (corrections), so the warm/cold and
+    hold values, has a dropout and the recovery phase (recovery words), so the warm/cold and
     original-value rules of EIP-2929/2200/3529 are all exercised. With `reads`, storage,
     balances and code are read between transactions (they must not warm anything).
     """
@@ -39,7 +39,8 @@ def _scripted_gas(chain: Chain, reads: bool = False) -> list[tuple[str, int]]:
     art = load_artifact("PrivateAggregation")
     factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
     chain.set_time(T0)
-    contract = chain.deploy("deploy", dso, factory, dso.address, b"\x11" * 32, 5, 120)
+    registrar = "0x" + "22" * 20  # attestations are not checked on chain
+    contract = chain.deploy("deploy", dso, factory, dso.address, b"\x11" * 32, registrar, 5, 120)
     f = contract.functions
 
     def read() -> None:
@@ -51,21 +52,28 @@ def _scripted_gas(chain: Chain, reads: bool = False) -> list[tuple[str, int]]:
             chain.w3.eth.get_transaction_count(dso.address)
 
     for i, home in enumerate(homes):
-        chain.transact("claimUser", dso, f.claimUser(home.address, 0, bytes([i + 1]) * 32))
+        attestation = bytes([i + 3]) * 32, bytes([i + 4]) * 32
+        chain.transact(
+            "claimUser", dso, f.claimUser(home.address, 0, bytes([i + 1]) * 32, *attestation)
+        )
         read()
     chain.transact("submitPrice", dso, f.submitPrice(1, 0, 80_000, 210_000, T0 + 1_000))
     for home, words in zip(homes, WORDS, strict=True):
         read()
         chain.transact("submitRange", home, f.submitRange(1, *words))
+    for home, words in zip(homes, WORDS, strict=True):  # survivors fixed: all submitted
+        chain.transact("recover", home, f.recover(1, words[0] << 128 | words[1]))
+        read()
     chain.transact("submitLambda", dso, f.submitLambda(1, 500_000))
     chain.transact("submitPrice", dso, f.submitPrice(2, 0, 70_000, 250_000, T0 + 2_000))
     for home, words in zip(homes[:5], WORDS[1:], strict=True):
         chain.transact("submitRange", home, f.submitRange(2, *words))
         read()
-    chain.set_time(T0 + 2_001)
+    chain.set_time(T0 + 2_002)  # (eth-tester: the latest block then stands 1 s earlier)
     for home, words in zip(homes[:5], WORDS[:5], strict=True):
-        chain.transact("submitCorrection", home, f.submitCorrection(2, *words))
-    chain.transact("submitLambda", dso, f.submitLambda(2, 250_000))
+        chain.transact("recover", home, f.recover(2, words[1] << 128 | words[0]))
+    chain.transact("submitLambdas", dso, f.submitLambdas(2, [250_000]))
+    chain.transact("transferOwnership", dso, f.transferOwnership(homes[0].address))
     return [(r.label, r.gas_used) for r in chain.records]
 
 
@@ -80,7 +88,7 @@ def test_gas_equals_py_evm_and_hardhat_for_every_call(reference: Chain) -> None:
     revm = _scripted_gas(connect("revm"))
     assert revm == _scripted_gas(reference)
     labels = {label for label, _ in revm}
-    assert {"submitRange", "submitPrice", "submitLambda", "submitCorrection"} <= labels
+    assert {"submitRange", "submitPrice", "submitLambda", "submitLambdas", "recover"} <= labels
 
 
 def test_reads_between_transactions_change_no_gas() -> None:
@@ -146,7 +154,7 @@ def test_value_transfers_charge_the_sender_its_fee() -> None:
 
 def test_blocks_follow_set_time_and_auto_mining() -> None:
     chain = connect("revm")
-    market = setup_market(chain, [0] * 5, seed="blocks")
+    market = setup_market(chain, [0] * 5)
     chain.set_time(T0)
     start = chain.w3.eth.get_block("latest")
     assert start["timestamp"] == T0
@@ -168,7 +176,7 @@ def test_blocks_follow_set_time_and_auto_mining() -> None:
 
 def test_eth_call_reverts_carry_the_custom_error_bytes() -> None:
     chain = connect("revm")
-    market = setup_market(chain, [0] * 5, seed="reverts")
+    market = setup_market(chain, [0] * 5)
     fn = market.contract.web3_contract.functions.submitRange(1, 1, 2)
     with pytest.raises(ContractCustomError) as info:
         fn.call({"from": market.homes[0].address})
@@ -180,16 +188,18 @@ def test_eth_call_reverts_carry_the_custom_error_bytes() -> None:
 
 def test_logs_are_filtered_by_block_address_and_topic() -> None:
     chain = connect("revm")
-    market = setup_market(chain, [0] * 5, seed="logs")
+    market = setup_market(chain, [0] * 5)
     first = chain.w3.eth.block_number + 1
     market.dso.open_round(1, 0, 0.1, 0.2, chain.now() + 300)
     chain.transact_many([h.range_request(1, 10, 20) for h in market.homes])
+    chain.transact_many([h.recovery_request(1) for h in market.homes])
     events = market.contract.web3_contract.events
     ready = events.AggregateReady().get_logs(from_block=first)
     assert len(ready) == 1 and ready[0]["args"]["contributors"] == 5
     ranges = events.RangeSubmitted().get_logs(from_block=first)
     assert [e["args"]["home"] for e in ranges] == [h.address for h in market.homes]
     assert len({e["blockNumber"] for e in ranges}) == 1  # the batch's one block
+    assert ready[0]["blockNumber"] == ranges[0]["blockNumber"] + 1  # the recoveries' block
     topic = "0x" + keccak(text="RangeSubmitted(uint64,uint64,address)").hex()
     raw = chain.w3.eth.get_logs(
         {"fromBlock": first, "address": market.contract.address, "topics": [topic, None, None]}
@@ -201,9 +211,9 @@ def test_logs_are_filtered_by_block_address_and_topic() -> None:
 
 
 def test_a_batch_over_the_block_gas_limit_spans_several_blocks() -> None:
-    # the deployment needs a 3 M gas limit; 100 submissions use about 3.9 M gas
-    chain = Chain(Web3(RevmProvider(RevmEngine(block_gas_limit=3_000_000))), "revm")
-    market = setup_market(chain, [0] * 100, seed="gas-limit")
+    # the deployment needs a 3.65 M gas limit; 100 submissions use about 3.9 M gas
+    chain = Chain(Web3(RevmProvider(RevmEngine(block_gas_limit=3_700_000))), "revm")
+    market = setup_market(chain, [0] * 100)
     funding = {chain.w3.eth.get_balance(h.address) for h in market.homes}
     assert funding == {10 * 10**18}
     market.dso.open_round(1, 0, 0.1, 0.2, chain.now() + 300)
@@ -212,6 +222,7 @@ def test_a_batch_over_the_block_gas_limit_spans_several_blocks() -> None:
     assert all(r["status"] == 1 for r in receipts)
     blocks = [r.block for r in chain.records[before:]]
     assert len(set(blocks)) == 2 and blocks == sorted(blocks)
+    chain.transact_many([h.recovery_request(1) for h in market.homes])
     assert market.dso.read_aggregate(1, 0).lower_w == 1_000
 
 

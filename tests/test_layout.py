@@ -107,7 +107,7 @@ def test_every_exception_derives_from_the_one_root() -> None:
 
 
 def test_contract_limits_equal_the_python_constants() -> None:
-    market = setup_market(connect("revm"), [0] * 5, seed="layout")
+    market = setup_market(connect("revm"), [0] * 5)
     contract = market.contract
     assert contract.call("MAX_GROUP_SLOTS") == constants.MAX_GROUP_SIZE
     assert contract.call("LAMBDA_SCALE") == units.LAMBDA_SCALE

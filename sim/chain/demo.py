@@ -1,7 +1,8 @@
 """A short on-chain run of the protocol (Algorithm 1) on the private and the seed contract.
 
-Homes submit synthetic demand bounds; one home drops out of one round and the survivors
-recover. Writes tables of transactions and aggregates and a gas plot, and checks that the DSO's
+Homes submit synthetic demand bounds; every survivor sends its recovery word (its self-mask
+removed); one home drops out of one round and the survivors also cancel its pairwise masks.
+Writes tables of transactions and aggregates and a gas plot, and checks that the DSO's
 unmasked sums equal the true sums.
 """
 
@@ -47,7 +48,7 @@ def run_protocol_demo(
     """Run `rounds` rounds with one group per entry of `groups` (its number of homes)."""
     rng = random.Random(seed)
     group_of = [g for g, n in enumerate(groups) for _ in range(n)]
-    market = setup_market(chain, group_of, seed=f"demo{seed}")
+    market = setup_market(chain, group_of)
     dso_account = market.dso.account
     baseline = SeedBaselineClient.deploy(chain, dso_account)
     baseline.claim_dso(dso_account)
@@ -69,11 +70,12 @@ def run_protocol_demo(
             if i != dropped:
                 home.submit_range(round_, *bounds[i])
             baseline.submit_range(home.account, *bounds[i], round_=round_)
-        if dropped is not None:
+        if dropped is not None:  # the survivors are fixed at the deadline
             chain.advance(DEADLINE_S + 1)
-            for i, home in enumerate(market.homes):
-                if i != dropped and home.needs_correction(round_):
-                    home.send_correction(round_)
+        # every survivor removes its self-mask (and cancels its masks with the dropped home)
+        for i, home in enumerate(market.homes):
+            if i != dropped and home.needs_recovery(round_):
+                home.send_recovery(round_)
         for group in range(len(groups)):
             aggregate = market.dso.read_aggregate(round_, group)
             members = [i for i, g in enumerate(group_of) if g == group and i != dropped]

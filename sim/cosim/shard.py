@@ -3,9 +3,11 @@
     python -m sim.cosim.shard HOST:PORT      (mosaik starts it; see SIM_CONFIG["HomesShard"])
 
 The shard gets plain parameters over mosaik's socket: the resolved scenario (YAML), its homes,
-the chain's JSON-RPC url and the contract address. It builds the scenario's whole fleet (the
+the chain's JSON-RPC url, the contract and registrar addresses, and its own HEMS homes' keys
+(generated at random by the main process; the only secrets a shard gets, never logged or
+written to results). It builds the scenario's whole fleet (the
 same homes, by seed, as any other process) and trains it, and does the chain work only for its
-own HEMS homes: it masks, signs and sends their submissions and corrections. It reports its
+own HEMS homes: it masks, signs and sends their submissions and recovery words. It reports its
 homes' demand to the grid, its homes' rows and transactions to the recorder and, the lead shard
 only, the fleet's columns of the slot row. The
 heavy set-up runs at the shard's first step, so that all shards build at the same time.
@@ -21,6 +23,7 @@ import yaml
 
 from sim.chain.connection import connect
 from sim.chain.deployment import attach_homes
+from sim.chain.keys import PartyKeys
 from sim.cosim.simulators import STEP_S, HomesSim
 from sim.market.setup import build_fleet, homes_agent
 from sim.results.tables import homes_rows
@@ -33,11 +36,11 @@ class HomesShardSim(HomesSim):
         scenario_yaml: str,
         n_homes: int,
         home_ids: list[int],
-        hems_ids: list[int],
         groups: list,
         url: str,
         contract: str,
-        market_seed: str,
+        registrar: str,
+        home_keys: list,
         lead: bool,
         name: str,
     ) -> None:
@@ -45,30 +48,26 @@ class HomesShardSim(HomesSim):
         self._pending = dict(
             scenario_yaml=scenario_yaml,
             n_homes=n_homes,
-            hems_ids=hems_ids,
             groups={int(g): members for g, members in groups},
             url=url,
             contract=contract,
-            market_seed=market_seed,
+            registrar=registrar,
+            home_keys=home_keys,
         )
         self.home_ids = [int(h) for h in home_ids]
         self.table_rows = partial(homes_rows, home_ids=self.home_ids, summary=lead)
         self.agent = None
         self.setup_s = 0.0
 
-    def _build(self, scenario_yaml, n_homes, hems_ids, groups, url, contract, market_seed) -> None:
+    def _build(self, scenario_yaml, n_homes, groups, url, contract, registrar, home_keys) -> None:
         start = wallclock.perf_counter()
         scenario = parse_scenario(yaml.safe_load(scenario_yaml), f"{self.name} scenario")
         fleet = build_fleet(scenario, n_homes)
         fleet.train()
         self.chain = chain = connect("rpc", url, shared=True)
         self._reported = 0
-        index = {h: i for i, h in enumerate(hems_ids)}
-        mine = [h for h in self.home_ids if h in index]
-        by_index = attach_homes(
-            chain, contract, len(hems_ids), market_seed, [index[h] for h in mine]
-        )
-        clients = {h: by_index[index[h]] for h in mine}
+        keys = {int(h): PartyKeys.from_export(k) for h, k in home_keys}
+        clients = attach_homes(chain, contract, keys, registrar)
         self.agent = homes_agent(scenario, fleet, clients, groups)
         self.setup_s = wallclock.perf_counter() - start
 

@@ -25,7 +25,6 @@ from sim.market.setup import (
     day_prices,
     fleet_config,
     homes_agent,
-    market_seed,
     open_chain,
     open_market,
 )
@@ -145,17 +144,18 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
         if node is not None:
             node.stop()
         raise
-    hems_ids = sorted(clients)
     shard_params = [
         {
             "scenario_yaml": dump_scenario(scenario),
             "n_homes": n_homes,
             "home_ids": homes,
-            "hems_ids": hems_ids,
             "groups": [[g, members] for g, members in groups.items()],  # JSON keys are strings
             "url": chain.w3.provider.endpoint_uri,
             "contract": market.contract.address,
-            "market_seed": market_seed(scenario),
+            "registrar": market.registrar,
+            # the shard's own homes' secrets only (mosaik's socket to a local child process);
+            # nothing of them goes to the results folder or the log
+            "home_keys": [[h, clients[h].keys.export()] for h in homes if h in clients],
             "lead": k == 0,
             "name": f"Homes shard {k}",
         }

@@ -2,8 +2,9 @@
 
 `DSOAgent` posts the price bands (stage 1) and clears lambda from the revealed group sums
 (stage 2). `HomesAgent` runs a fleet of homes: it reads the bands, computes and submits the
-masked ranges, sends dropout corrections, reads lambda and dispatches. Neither holds a
-reference to the other; the mosaik simulators are thin adapters over these.
+masked ranges, sends the survivors' recovery words, reads its groups' lambdas and
+dispatches. Neither holds a reference to the other; the mosaik simulators are thin adapters
+over these.
 
 Units: kW in the models, integer W on chain, $/kWh for prices.
 """
@@ -134,9 +135,10 @@ class DSOAgent:
     def clear(self, round_: int, slot: int) -> dict[int, float]:
         """Read the group sums, solve stage 2, post lambda; returns each group's lambda."""
         lam = self.decide(round_, slot, self.read_aggregates(round_))
-        if self.mode != "single":
-            raise DSOError("the contract posts one lambda per round: use the single mode")
-        self.client.post_lambda(round_, float(self.stage2.lam))
+        if self.mode == "single":  # the seed paper's one lambda for the round
+            self.client.post_lambda(round_, float(self.stage2.lam))
+        else:
+            self.client.post_lambdas(round_, lam)
         return lam
 
 
@@ -208,14 +210,16 @@ class HomesAgent:
             )
 
     def recover(self, round_: int) -> int:
-        """Send the corrections that groups in recovery need; returns how many were sent."""
+        """Send the recovery words of this agent's survivors (self-mask removed, masks with
+        dropped members cancelled); returns how many were sent. A home that did not submit
+        sends nothing: its self-mask is never revealed."""
         requests = []
-        statuses = self._contract.statuses(round_, self.own_groups) if self.clients else {}
+        states = self._contract.round_states(round_, self.own_groups) if self.clients else {}
         for i, client in self.clients.items():
-            if not self.submitted[i]:
-                continue
-            if statuses[self.group_of[i]] == Status.RECOVERY and client.needs_correction(round_):
-                requests.append(client.correction_request(round_))
+            state = states[self.group_of[i]]
+            if self.submitted[i] and state.status == Status.RECOVERY:
+                if client.needs_recovery(round_, state):
+                    requests.append(client.recovery_request(round_, state))
         if requests:
             self._contract.chain.transact_many(requests)
         return len(requests)
@@ -234,9 +238,11 @@ class HomesAgent:
         self.q_kvar = self.fleet.last_q_kvar
 
     def dispatch(self, round_: int) -> None:
-        """Read lambda from the chain and apply it."""
-        first = next(iter(self.clients.values()), None)
-        self.apply(round_, first.read_lambda(round_) if first is not None else float("nan"))
+        """Read every group's lambda from the chain (public; one request) and apply them."""
+        if self._contract is None:  # a shard without HEMS homes still runs its homes' slot
+            self.apply(round_, {group: float("nan") for group in self.groups})
+            return
+        self.apply(round_, self._contract.lambdas(round_, list(self.groups)))
 
     def warm_up(self, price_usd_per_kwh: np.ndarray) -> None:
         """Run the homes on their own (no cap) from midnight to the first market slot, so a

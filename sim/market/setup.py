@@ -13,6 +13,7 @@ import numpy as np
 from grid_models import Feeder
 from sim.chain.connection import Chain, connect
 from sim.chain.deployment import Market, setup_market
+from sim.chain.keys import MarketKeys
 from sim.chain.node import start_node
 from sim.dso import DSO, DSOLimits
 from sim.dso.forecast import DSOForecaster, load_research_profile_kw
@@ -133,9 +134,13 @@ def build_dso(
     return dso, DSOForecaster(feeder, smart, dso.weights, sizes, profile)
 
 
-def market_seed(scenario: Scenario) -> str:
-    """The seed of the run's deterministic accounts and keys (see sim.chain.deployment)."""
-    return f"{scenario.name}/{scenario.homes.seed}"
+def market_keys(scenario: Scenario, n_homes: int) -> MarketKeys:
+    """The run's keys: fresh from the OS CSPRNG, or, only with the scenario's
+    `chain.debug_deterministic_keys: true`, derived from "<name>/<homes.seed>" (debugging)."""
+    if scenario.chain.debug_deterministic_keys:
+        seed = f"{scenario.name}/{scenario.homes.seed}"
+        return MarketKeys.debug_deterministic(seed, n_homes, enabled=True)
+    return MarketKeys.random(n_homes)
 
 
 def open_market(
@@ -148,9 +153,9 @@ def open_market(
     market = setup_market(
         chain,
         [group_of[h] for h in home_ids],
-        seed=market_seed(scenario),
         min_group_size=scenario.aggregation.min_group_size,
         recovery_period_s=scenario.chain.recovery_s,
+        keys=market_keys(scenario, len(home_ids)),
     )
     return market, dict(zip(home_ids, market.homes, strict=True))
 

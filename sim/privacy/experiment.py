@@ -9,7 +9,10 @@ co-simulation run builds them (`sim.market.setup`), then every slot of whole day
 2. every HEMS home reads its band from the chain, computes [Lmin, Lmax] and submits them to
    BOTH contracts: masked to the private contract (`HomeClient`) and as the plaintext string
    "lower,upper" to the seed paper's contract (one instance per group, the paper's "bus");
-3. the DSO unmasks the private group sums; the seed contracts sum on chain (getAgg);
+   a home drops out of a round (submits to neither) with `dropout_probability` (default 5 %);
+3. every survivor of the private contract sends its recovery word (after the deadline when
+   its group had a dropout); the DSO unmasks the private group sums; the seed contracts sum on
+   chain (getAgg);
 4. the DSO posts one fixed lambda (default 0.5) to both, the seed contracts are cleared;
 5. every home reads lambda and is dispatched at lambda*Lmax + (1-lambda)*Lmin, so its state
    (battery, temperatures) moves on as in a run.
@@ -37,7 +40,7 @@ from sim.chain.units import kw_to_w
 from sim.errors import BlockhemsError
 from sim.hems import HEMSFleet
 from sim.market.setup import aggregation_groups, build_fleet, connect_without_node, open_market
-from sim.privacy import DEFAULT_DAYS, DEFAULT_LAMBDA
+from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
 from sim.privacy.attacker import AttackResult, Split, attack_prior, attack_series
 from sim.privacy.observers import (
     ChainCapture,
@@ -83,9 +86,11 @@ class ProtocolRun:
     home_ids: list[int]  # fleet indices of the homes on chain, sorted
     addresses: list[str]  # their accounts, same order
     group_of_home: list[int]  # their groups, same order
-    bounds_w: np.ndarray  # (homes, slots, 2) what each home submitted (for checks only)
+    bounds_w: np.ndarray  # (homes, slots, 2) each home's bounds (for checks only)
+    submitted: np.ndarray  # (homes, slots) whether the home submitted (did not drop out)
     dso_sums_w: dict[tuple[int, int], tuple[int, int]]  # (group, slot) -> DSO's unmasked sums
     lam: float
+    dropout_probability: float
     observer: ChainObserver  # followed the chain from before the deployments
     setup_s: float = 0.0
     protocol_s: float = 0.0
@@ -96,13 +101,17 @@ def run_protocol(
     lam: float = DEFAULT_LAMBDA,
     chain: Chain | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dropout_probability: float = DEFAULT_DROPOUT,
 ) -> ProtocolRun:
     """Build the scenario's fleet and groups, deploy both contracts, run every slot.
 
+    Each home drops out of each round with `dropout_probability` (drawn from homes.seed).
     `progress(slot, n_slots)` is called after each slot.
     """
     if not 0.0 <= lam <= 1.0:
         raise ExperimentError(f"lambda must be in [0, 1], got {lam}")
+    if not 0.0 <= dropout_probability < 1.0:
+        raise ExperimentError(f"dropout probability must be in [0, 1), got {dropout_probability}")
     if scenario.time.first_slot != 0:
         raise ExperimentError("the privacy experiment runs whole days: use whole_days(scenario)")
     start = time.perf_counter()
@@ -131,8 +140,10 @@ def run_protocol(
 
     start = time.perf_counter()
     bounds_w = np.zeros((len(home_ids), t.n_slots, 2), dtype=np.int64)
+    submitted = np.zeros((len(home_ids), t.n_slots), dtype=bool)
     dso_sums: dict[tuple[int, int], tuple[int, int]] = {}
     smart = fleet.smart
+    rng = np.random.default_rng(scenario.homes.seed)
     for slot in range(t.n_slots):
         t_slot = timetable.t0_s + slot * t.slot_s
         chain.set_time(t_slot)
@@ -151,17 +162,29 @@ def run_protocol(
             band_low[members], band_high[members] = band.p_low, band.p_high
         lmin, lmax = fleet.compute_ranges(slot, band_low, band_high)
         lower_w, upper_w = kw_to_w(lmin), kw_to_w(lmax)
+        drops = rng.random(len(home_ids)) < dropout_probability
         for k, h in enumerate(home_ids):
+            bounds_w[k, slot] = lower_w[h], upper_w[h]
+            if drops[k]:  # the home's device misses the round: nothing reaches either contract
+                continue
             clients[h].submit_range(slot, lower_w[h], upper_w[h])
             baselines[group_of[h]].submit_range(
                 clients[h].account, lower_w[h], upper_w[h], round_=slot
             )
-            bounds_w[k, slot] = lower_w[h], upper_w[h]
+            submitted[k, slot] = True
+        if drops.any():  # the survivors are fixed at the deadline
+            chain.set_time(deadline + 1)
+        states = market.contract.round_states(slot, sorted(groups))
+        for k, h in enumerate(home_ids):
+            if submitted[k, slot] and clients[h].needs_recovery(slot, states[group_of[h]]):
+                clients[h].send_recovery(slot)
         for group, seed_contract in baselines.items():
-            aggregate = market.dso.read_aggregate(slot, group)
-            if not aggregate.complete:
-                raise ExperimentError(f"round {slot} of group {group} did not complete")
-            dso_sums[(group, slot)] = (aggregate.lower_w, aggregate.upper_w)
+            # a group with fewer survivors than the minimum failed: it reveals nothing
+            if states[group].submissions.count >= market.contract.min_group_size:
+                aggregate = market.dso.read_aggregate(slot, group)
+                if not aggregate.complete:
+                    raise ExperimentError(f"round {slot} of group {group} did not complete")
+                dso_sums[(group, slot)] = (aggregate.lower_w, aggregate.upper_w)
             seed_contract.get_agg(dso_account, round_=slot)
             seed_contract.submit_lambda(dso_account, lam, round_=slot)
             seed_contract.clear(dso_account, round_=slot)
@@ -183,8 +206,10 @@ def run_protocol(
         addresses=[clients[h].address for h in home_ids],
         group_of_home=[group_of[h] for h in home_ids],
         bounds_w=bounds_w,
+        submitted=submitted,
         dso_sums_w=dso_sums,
         lam=lam,
+        dropout_probability=dropout_probability,
         observer=observer,
         setup_s=setup_s,
         protocol_s=time.perf_counter() - start,
@@ -213,6 +238,7 @@ class PrivacyReport:
     group_sizes: dict[int, int]
     min_group_size: int
     lam: float
+    dropout_probability: float
     results: list[AttackResult]
     checks: dict[str, bool]
     chain_stats: dict[str, int]
@@ -249,6 +275,7 @@ class PrivacyReport:
             "(richardsonpy, fleet.occupancy > 0)",
             "price_band": f"scenario energy price +/- {BAND_FRACTION:.0%}",
             "lambda": self.lam,
+            "dropout_probability": self.dropout_probability,
             "classifier": "L2 logistic regression (Newton), class-balanced, threshold 0.5",
             "verdict": self.verdict(),
             "checks": self.checks,
@@ -272,20 +299,24 @@ def consistency_checks(run: ProtocolRun, capture: ChainCapture) -> dict[str, boo
     seed_sums = {
         (seed_group[address], slot): sums
         for (address, _, slot), sums in capture.group_sums.items()
-        if address in seed_group
+        if address in seed_group and (seed_group[address], slot) in run.dso_sums_w
     }
     groups = np.asarray(run.group_of_home)
     member_sums = {
-        (g, s): tuple(int(v) for v in run.bounds_w[groups == g, s].sum(axis=0))
+        (g, s): tuple(
+            int(v) for v in run.bounds_w[(groups == g) & run.submitted[:, s], s].sum(axis=0)
+        )
         for (g, s) in run.dso_sums_w
     }
-    n_submissions = run.timetable.n_slots * len(run.home_ids)
+    n_submissions = int(run.submitted.sum())
+    dropped = run.submitted.size - n_submissions
     return {
         "seed_plaintext_equals_submitted_bounds": plain_ok,
         "private_words_differ_from_bounds": masked_differ,
         "every_submission_seen_on_both_contracts": len(capture.submissions) == 2 * n_submissions,
+        "dropouts_in_the_measured_runs": dropped > 0 or run.dropout_probability == 0.0,
         "dso_unmasked_sums_equal_seed_contract_sums": seed_sums == run.dso_sums_w,
-        "dso_unmasked_sums_equal_sum_of_members_bounds": member_sums == run.dso_sums_w,
+        "dso_unmasked_sums_equal_sum_of_survivors_bounds": member_sums == run.dso_sums_w,
     }
 
 
@@ -322,6 +353,7 @@ def evaluate(run: ProtocolRun, train_days: int | None = None, seed: int = 0) -> 
         group_sizes={g: len(m) for g, m in sorted(run.groups.items())},
         min_group_size=run.scenario.aggregation.min_group_size,
         lam=run.lam,
+        dropout_probability=run.dropout_probability,
         results=results,
         checks=consistency_checks(run, capture),
         chain_stats={
@@ -329,6 +361,7 @@ def evaluate(run: ProtocolRun, train_days: int | None = None, seed: int = 0) -> 
             "transactions_to_contracts": capture.transactions,
             "logs": capture.logs,
             "submissions": len(capture.submissions),
+            "dropouts": int(run.submitted.size - run.submitted.sum()),
             "storage_reads": capture.storage_reads,
         },
         timings_s={
@@ -346,8 +379,9 @@ def run_privacy(
     train_days: int | None = None,
     lam: float = DEFAULT_LAMBDA,
     progress: Callable[[int, int], None] | None = None,
+    dropout_probability: float = DEFAULT_DROPOUT,
 ) -> PrivacyReport:
-    """The whole experiment on `days` whole days of `scenario`."""
+    """The whole experiment on `days` whole days of `scenario`, with dropouts."""
     if days < 2:
         raise ExperimentError(f"days must be >= 2 (train on some days, score others), got {days}")
     train_days = days // 2 if train_days is None else train_days
@@ -356,7 +390,9 @@ def run_privacy(
             f"need 1 <= train_days < days to train on some days and score the others; "
             f"got days={days}, train_days={train_days}"
         )
-    run = run_protocol(whole_days(scenario, days), lam, progress=progress)
+    run = run_protocol(
+        whole_days(scenario, days), lam, progress=progress, dropout_probability=dropout_probability
+    )
     return evaluate(run, train_days)
 
 

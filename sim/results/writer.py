@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from sim.errors import BlockhemsError
 from sim.results.limits import limit_summary, verdict
@@ -75,6 +76,20 @@ def finished_slots(out_dir: str | Path) -> list[int]:
     return [] if slots.empty else sorted(slots["round"].astype(int).tolist())
 
 
+KEYS_RANDOM = "random (OS CSPRNG, per home and run)"
+KEYS_DETERMINISTIC = (
+    "DETERMINISTIC (debug: derived from the scenario name and homes.seed; anyone holding "
+    "scenario.yaml can unmask every submission)"
+)
+
+
+def run_keys(out_dir: str | Path) -> str:
+    """How the run's keys were made, from its resolved scenario.yaml."""
+    data = yaml.safe_load((Path(out_dir) / "scenario.yaml").read_text()) or {}
+    deterministic = (data.get("chain") or {}).get("debug_deterministic_keys", False)
+    return KEYS_DETERMINISTIC if deterministic else KEYS_RANDOM
+
+
 def summarize(
     out_dir: str | Path, v_band: tuple[float, float], slot_h: float, rating_factor: float = 1.0
 ) -> dict:
@@ -83,7 +98,7 @@ def summarize(
     low-price demand), comfort, gas per slot."""
     tables = load_results(out_dir)
     slots, homes, tx = tables["slots"], tables["homes"], tables["transactions"]
-    out: dict = {"slots": int(len(slots))}
+    out: dict = {"slots": int(len(slots)), "keys": run_keys(out_dir)}
     if slots.empty:
         return out
     out["lambda_min"] = float(slots["lambda"].min())
