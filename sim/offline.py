@@ -92,6 +92,7 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
             slot=slot,
         )
         wall["grid"] += time.perf_counter() - start
+        dso_agent.observe_substation(result.p_sub_kw, result.q_sub_kvar)  # its feeder meter
         parts = [dso_rows(dso_agent, round_, slot), homes_rows(homes, round_)]
         parts.append(grid_rows(grid_feeder, result, round_, scenario.dso.ampacity_factor))
         slot_row: dict = {}

@@ -110,7 +110,8 @@ def test_regression_lambda_and_voltages_match_golden(quick_run) -> None:
 
 
 def test_dso_receives_no_home_data_through_mosaik(tmp_path) -> None:
-    """The world's data flows: nothing from the homes reaches the DSO; the DSO reads the chain."""
+    """The world's data flows: nothing from the homes reaches the DSO; the DSO reads the chain
+    and its substation meter (the grid's total draw), nothing per home."""
     from sim.results.writer import ResultsWriter
 
     scenario = load_scenario(SCENARIOS_DIR / "quick.yaml")
@@ -119,13 +120,17 @@ def test_dso_receives_no_home_data_through_mosaik(tmp_path) -> None:
     try:
         flows = world.blockhems_flows
         into_dso = [f for f in flows if f.dest == "DSO"]
-        assert into_dso and all(f.src == "Chain" and f.attrs == ("clock",) for f in into_dso)
+        assert {(f.src, f.attrs) for f in into_dso} == {
+            ("Chain", ("clock",)),
+            ("Grid", ("substation",)),
+        }
         assert not any(
             f.src == "Homes" and f.dest in ("DSO", "Chain") and f.attrs != ("done",) for f in flows
         )
         dso_full_id = "DSOSim-0.DSO"
         assert set(world.entity_graph.neighbors(dso_full_id)) == {
             "ChainSim-0.Chain",
+            "GridSim-0.Grid",
             "RecorderSim-0.Recorder",
         }
     finally:

@@ -10,8 +10,11 @@ Data flows (the only mosaik connections):
     DSO, Homes -> Chain             done (time-shifted by 1 s): a barrier, so the chain clock
                                     never runs past a phase before DSO and homes finished it
     Homes -> Grid                   p_kw, q_kvar (actual demand per home)
+    Grid -> DSO                     substation (time-shifted): the feeder's total draw at the
+                                    substation meter in the slot just run (kW, kvar per phase)
     Chain, DSO, Homes, Grid -> Recorder   records (rows of the results tables)
-No connection carries a home's data to the DSO: the DSO reads only the chain.
+No connection carries a home's data to the DSO: the DSO reads the chain and its own
+substation meter (the whole feeder's sum).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class DSOSim(_PhasedSim):
     """The DSO: prices at the start of the slot, lambda once the aggregates are settled."""
 
     MODEL = "DSO"
-    ATTRS = ["clock", "records", "done"]
+    ATTRS = ["clock", "substation", "records", "done"]
     PHASES = ("price", "lambda")
 
     def setup(self, agent, t0: int, slot_offset: int, table_rows: Callable) -> None:
@@ -121,6 +124,9 @@ class DSOSim(_PhasedSim):
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         slot = round_ + self.slot_offset
         if phase == "price":
+            for reading in (inputs.get("substation") or {}).values():
+                if reading is not None:  # the meter of the last slot (none before round 0)
+                    self.agent.observe_substation(reading["p_kw"], reading["q_kvar"])
             deadline = self.t0 + round_ * self.schedule.slot_s + self.schedule.deadline_s
             self.agent.post_prices(round_, slot, deadline)
             self.outputs["records"] = None
@@ -157,7 +163,7 @@ class GridSim(_PhasedSim):
     """Three-phase AC power flow of the actual demand of every home."""
 
     MODEL = "Grid"
-    ATTRS = ["p_kw", "q_kvar", "records"]
+    ATTRS = ["p_kw", "q_kvar", "substation", "records"]
     PHASES = ("dispatch",)
 
     def setup(self, feeder, slot_offset: int, table_rows: Callable) -> None:
@@ -177,6 +183,10 @@ class GridSim(_PhasedSim):
             self.feeder, self.feeder.site_totals(p), self.feeder.site_totals(q), slot=slot
         )
         self.outputs["records"] = self.table_rows(self.feeder, result, round_)
+        self.outputs["substation"] = {
+            "p_kw": [float(v) for v in result.p_sub_kw],
+            "q_kvar": [float(v) for v in result.q_sub_kvar],
+        }
 
 
 class RecorderSim(_PhasedSim):

@@ -231,6 +231,8 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
         connect(actor, chain, "done", time_shifted=True, initial_data={"done": None})
     for homes in homes_shards:
         connect(homes, grid, "p_kw", "q_kvar")
+    # the DSO's substation meter: the feeder's total of the slot just run, before its next prices
+    connect(grid, dso, "substation", time_shifted=True, initial_data={"substation": None})
     for source in (chain, dso, *homes_shards, grid):
         connect(source, recorder, "records")
     world.blockhems_flows = flows

@@ -331,6 +331,7 @@ class DSO:
         limits: DSOLimits | None = None,
         mode: str = "group",
         slot: int | None = None,
+        hems_q_kvar: np.ndarray | None = None,
     ) -> Stage2Result:
         """Clear lambda from each group's bid curve: ``points_kw`` (G, K) the group's total
         demand (kW) at its K ladder ``prices`` (G, K, $/kWh, non-decreasing), so the points
@@ -341,6 +342,10 @@ class DSO:
         ``nonhems_p_kw`` is the forecast of the ordinary homes per site (kW). ``price`` defaults
         to the price of the last stage 1. Linearizes at the last stage-1 point if there is one.
         ``mode`` "single" clears one lambda for every group (K = 2 only), "group" one each.
+        ``hems_q_kvar``: the HEMS homes' reactive demand per site (kvar), which does not move
+        with lambda (homes draw reactive power with their load and HVAC, not with PV, battery
+        or export); without it, the flexible demand's q follows its P at
+        ``hems_power_factor`` (the older model: negative for exporting homes).
         """
         if mode not in MODES:
             raise DSOError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
@@ -366,16 +371,23 @@ class DSO:
             self._stage2[key] = Stage2Problem(self.rows, segments.n_var)
         w = self.weights
         p_fixed = base_p + w @ segments.lmin
-        q_fixed = base_q + self.tan_hems * (w @ segments.lmin)
+        if hems_q_kvar is None:
+            q_per_p = self.tan_hems
+            q_fixed = base_q + q_per_p * (w @ segments.lmin)
+        else:
+            q_per_p = 0.0
+            q_fixed = base_q + _finite("hems_q_kvar", hems_q_kvar, (ns,))
 
         def dispatch(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             dp = w @ (segments.m @ s)
-            return p_fixed + dp, q_fixed + self.tan_hems * dp
+            return p_fixed + dp, q_fixed + q_per_p * dp
 
         op = self.op
         if op is None:
             op = self.model.operating_point(self._ac(p_fixed, q_fixed, slot), p_fixed, q_fixed)
-        return self._clear(self._stage2[key], op, lim, price, segments, dispatch, mode, slot)
+        return self._clear(
+            self._stage2[key], op, lim, price, segments, dispatch, mode, slot, q_per_p
+        )
 
     def _bid_inputs(self, points_kw, prices) -> tuple[np.ndarray, np.ndarray]:
         """The groups' bid curves, checked: finite, one row per group, demand non-increasing
@@ -405,18 +417,19 @@ class DSO:
         dispatch,
         mode: str,
         slot: int | None,
+        q_per_p: float,
     ) -> Stage2Result:
         """The lambda QP on the linear model, checked by AC and re-linearized at the AC
         solution until the AC flow keeps the limits (at most ``max_iter`` solves)."""
         w = self.weights
         p_fixed, q_fixed = dispatch(np.zeros(segments.n_var))
         dp = w @ segments.m
-        dq = self.tan_hems * dp
+        dq = q_per_p * dp
         infeasible = False
         it = 0
         while it < self.max_iter:
             it += 1
-            cost_g = price * (w.T @ (1.0 + op.mlf_p + self.tan_hems * op.mlf_q))
+            cost_g = price * (w.T @ (1.0 + op.mlf_p + q_per_p * op.mlf_q))
             a, b = segments.welfare(cost_g)
             prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
             s, welfare, feasible = prob.solve()
@@ -446,8 +459,11 @@ class DSO:
             cost_g=cost_g,
             welfare_per_h=welfare,
             vm_pu=ac.vm_pu,
+            bus=ac.bus,
             line_loading_pct=loading,
             trafo_loading_pct=ac.trafo_loading_pct,
+            p_sub_kw=ac.p_sub_kw,
+            q_sub_kvar=ac.q_sub_kvar,
             v_pred_pu=v_pred,
             v_ac_pu=ac.vm_pu[rows].reshape(-1),
             ac_ok=not violations,

@@ -8,6 +8,13 @@
   the first round, the load-research profile. (Linearizing at the revealed Lmax instead was
   tried: with homes that can draw 10 kW each, that point is often beyond voltage collapse and
   its sensitivities are meaningless.)
+* Reactive power: every home's household load at the DSO's forecast power factor (homes draw
+  reactive power with their load and HVAC, not with PV, battery or export), corrected by the
+  substation meter: after each slot the DSO compares the feeder's measured draw (total over
+  the three phases, kW and kvar) with what its own AC check of the dispatch expected, and
+  carries the difference forward, spread equally over the homes (reactive power, which the
+  homes' bids do not reveal) or the ordinary homes (active power, which only they leave
+  unrevealed). The meter sums the whole feeder: no home's data.
 """
 
 from __future__ import annotations
@@ -49,11 +56,39 @@ class DSOForecaster:
         self.weights = weights
         self.group_sizes = np.asarray(group_sizes, dtype=float)
         self.ordinary_per_site = feeder.site_totals((~smart).astype(float))
+        self.homes_per_site = feeder.site_totals(np.ones(len(smart)))
         self._last_group_kw: np.ndarray | None = None
+        self.n_homes = len(smart)
+        self.n_ordinary = int((~smart).sum())
+        self.q_bias_kvar_per_home = 0.0  # from the substation meter (observe_substation)
+        self.p_bias_kw_per_ordinary_home = 0.0
 
     def ordinary_kw(self, slot: int) -> np.ndarray:
-        """Ordinary homes' demand per site in `slot` (kW)."""
-        return self.ordinary_per_site * self.profile_kw[slot]
+        """Ordinary homes' demand per site in `slot` (kW), corrected by the substation meter."""
+        return self.ordinary_per_site * (self.profile_kw[slot] + self.p_bias_kw_per_ordinary_home)
+
+    def reactive_kvar(self, slot: int, tan_phi: float, hems: bool = True) -> np.ndarray:
+        """Reactive demand per site in `slot` (kvar) of every home (or, with `hems=False`, of
+        the ordinary homes only): household load at ``tan_phi`` plus the meter's correction."""
+        homes = self.homes_per_site if hems else self.ordinary_per_site
+        return homes * (tan_phi * self.profile_kw[slot] + self.q_bias_kvar_per_home)
+
+    def observe_substation(
+        self,
+        measured_p_kw: np.ndarray,
+        measured_q_kvar: np.ndarray,
+        expected_p_kw: np.ndarray,
+        expected_q_kvar: np.ndarray,
+        gain: float = 1.0,
+    ) -> None:
+        """Carry forward the substation meter's difference from the DSO's own expectation of
+        the slot it dispatched (kW, kvar per phase; totals are compared, since a Dyn
+        transformer mixes the phases)."""
+        dq = float(np.sum(measured_q_kvar) - np.sum(expected_q_kvar))
+        self.q_bias_kvar_per_home += gain * dq / max(self.n_homes, 1)
+        if self.n_ordinary:
+            dp = float(np.sum(measured_p_kw) - np.sum(expected_p_kw))
+            self.p_bias_kw_per_ordinary_home += gain * dp / self.n_ordinary
 
     def group_kw(self, slot: int, use_dispatch: bool = True) -> np.ndarray:
         """HEMS demand per group in `slot` (kW): the last dispatch, else the profile."""

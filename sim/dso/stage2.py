@@ -48,8 +48,9 @@ class Stage2Result:
 
     lam: the single lambda (mode single) or the largest group lambda; lam_group (G,) per group.
     dispatch_p_kw: (n_sites,) total site demand at the dispatch (kW). cost_g: ($/kWh) supply
-    cost per group; welfare_per_h: objective value ($/h). vm_pu (n_bus, 3), line_loading_pct
-    (n_line, 3) against the DSO's ampacities, trafo_loading_pct (3,): the final AC check.
+    cost per group; welfare_per_h: objective value ($/h). vm_pu (n_bus, 3) at ``bus``,
+    line_loading_pct (n_line, 3) against the DSO's ampacities, trafo_loading_pct (3,): the final
+    AC check.
     v_pred_pu: linear-model voltages at the dispatch on the monitored rows, v_ac_pu: AC there.
     """
 
@@ -62,8 +63,11 @@ class Stage2Result:
     cost_g: np.ndarray
     welfare_per_h: float
     vm_pu: np.ndarray
+    bus: np.ndarray  # bus labels of vm_pu's rows
     line_loading_pct: np.ndarray
     trafo_loading_pct: np.ndarray
+    p_sub_kw: np.ndarray  # (3,) the feeder's draw at the substation in the DSO's AC check
+    q_sub_kvar: np.ndarray
     v_pred_pu: np.ndarray
     v_ac_pu: np.ndarray
     ac_ok: bool

@@ -57,6 +57,7 @@ class DSOAgent:
         self.energy_price = energy_price  # $/kWh per slot of the run
         self.mode = mode
         self.group_ids = [int(g) for g in dso.group_ids]
+        self.q_model = "load"
         self.stage1 = None
         self.stage2 = None
         self.aggregates: dict[int, object] = {}
@@ -72,17 +73,34 @@ class DSOAgent:
         """
         price = self.energy_price[round_]
         self.stage1_fallback = False
+        q_kvar = self._q_kvar(slot)
         try:
-            self.stage1 = self.dso.stage1(self.forecaster.total_kw(slot), price, slot=slot)
+            forecast = self.forecaster.total_kw(slot)
+            self.stage1 = self.dso.stage1(forecast, price, q_kvar, slot=slot)
         except (DSOError, PowerFlowError):
             self.stage1_fallback = True
             forecast = self.forecaster.total_kw(slot, use_dispatch=False)
-            self.stage1 = self.dso.stage1(forecast, price, slot=slot)
+            self.stage1 = self.dso.stage1(forecast, price, q_kvar, slot=slot)
         self.ladders = self.ladder(self.stage1.p_low, self.stage1.p_high)
         return {
             group: tuple(float(p) for p in self.ladders[g])
             for g, group in enumerate(self.group_ids)
         }
+
+    def _q_kvar(self, slot: int, hems: bool = True) -> np.ndarray | None:
+        """Reactive demand (kvar per site) of all homes (``hems=False``: of the ordinary homes)
+        in the forecaster's model; None with the older model ``q_model = "power_factor"``
+        (q follows net import at a fixed power factor)."""
+        if self.q_model == "power_factor":
+            return None
+        return self.forecaster.reactive_kvar(slot, self.dso.tan_forecast, hems)
+
+    def observe_substation(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
+        """The substation meter's reading (kW, kvar per phase) of the slot just dispatched."""
+        if self.stage2 is not None and self.q_model != "power_factor":
+            self.forecaster.observe_substation(
+                p_kw, q_kvar, self.stage2.p_sub_kw, self.stage2.q_sub_kvar
+            )
 
     def ladder(self, p_low: np.ndarray, p_high: np.ndarray) -> np.ndarray:
         """The price ladder (G, K) of every group from stage 1's band: the band itself."""
@@ -117,12 +135,15 @@ class DSOAgent:
             else:
                 # A failed group revealed nothing: plan it as inflexible at the forecast.
                 points[g] = fallback[g]
+        all_q, ordinary_q = self._q_kvar(slot), self._q_kvar(slot, hems=False)
         self.stage2 = self.dso.stage2_points(
             points,
             self.ladders,
             self.forecaster.ordinary_kw(slot),
+            ordinary_q,
             mode=self.mode,
             slot=slot,
+            hems_q_kvar=None if all_q is None else all_q - ordinary_q,
         )
         lam = {group: float(self.stage2.lam_group[g]) for g, group in enumerate(self.group_ids)}
         posted = np.array([lambda_as_posted(lam[group]) for group in self.group_ids])

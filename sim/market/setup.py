@@ -64,6 +64,8 @@ def fleet_config(scenario: Scenario, n_homes: int) -> FleetConfig:
         "ranges": homes.ranges,
         "load_profile_pool": homes.load_profile_pool,
         "battery_export": homes.battery_export,
+        # the homes plan with the tariff they are on: the scenario's substation price by hour
+        "price_forecast_usd_per_kwh": [scenario.dso.energy_price(h) for h in range(24)],
     }
     try:
         return FleetConfig.from_dict(data)

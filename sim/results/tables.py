@@ -57,7 +57,13 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
         "dso_ac_ok": bool(s2.ac_ok),
         "dso_stage1_fallback": bool(agent.stage1_fallback),
         "groups_revealed": sum(a is not None for a in agent.aggregates.values()),
+        # what the DSO's own AC check expected of its dispatch (its model of the feeder)
+        "dso_max_line_loading_pct": float(np.nanmax(s2.line_loading_pct)),
     }
+    lv = np.isin(s2.bus, agent.dso.model.lv_buses)
+    for k, ph in enumerate(PHASES):
+        slot_row[f"dso_v_min_{ph}_pu"] = float(np.nanmin(s2.vm_pu[lv, k]))
+        slot_row[f"dso_v_max_{ph}_pu"] = float(np.nanmax(s2.vm_pu[lv, k]))
     return {"groups": groups, "dlmp": dlmp, "slots": [slot_row]}
 
 
