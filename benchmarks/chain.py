@@ -141,7 +141,7 @@ def main() -> None:
                 fig[backend] = measure(
                     connect("rpc", node.url), args.homes, args.group_size, args.rounds
                 )
-        elif backend == "revm-node":  # the revm chain served by `python -m sim.chain.revm_node`
+        elif backend == "revm-node":  # the revm chain served by `python -m sim.chain.revm.node`
             with RevmNode() as node:
                 fig[backend] = measure(
                     connect("rpc", node.url, shared=True), args.homes, args.group_size, args.rounds

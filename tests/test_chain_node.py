@@ -1,4 +1,4 @@
-"""The revm chain served over JSON-RPC (sim/chain/revm_node.py), node processes (sim/chain/node.py)
+"""The revm chain served over JSON-RPC (sim/chain/revm/node.py), node processes (sim/chain/node.py)
 and several OS processes sharing one node (`connect("rpc", url, shared=True)`)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sim.chain.connection import Chain, ChainError, TxRequest, chain_lock_path, 
 from sim.chain.market import setup_market, x25519_key
 from sim.chain.node import RevmNode, start_node
 from sim.chain.private import HomeClient, PrivateAggregation
-from sim.chain.revm_node import main as revm_node_main
+from sim.chain.revm.node import main as revm_node_main
 from tests.test_chain_batch import open_round
 from tests.test_chain_batch import (
     test_batch_records_every_transaction_and_sums_are_exact as check_batch_records,

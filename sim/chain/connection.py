@@ -672,7 +672,7 @@ def connect(
             raise ChainError(f"the node at {url} has no unlocked account to fund the parties")
         chain = Chain(w3, "rpc", lock=_FileLock(chain_lock_path(url)) if shared else None)
     elif backend == "revm":
-        from sim.chain.revm_provider import RevmProvider
+        from sim.chain.revm.provider import RevmProvider
 
         chain = Chain(Web3(RevmProvider()), "revm")
     else:
