@@ -385,11 +385,10 @@ def connect(
             f"{backend!r} backend is a chain inside this process, which no other process sees"
         )
     if backend == "embedded":
-        from eth_tester import EthereumTester, PyEVMBackend
-        from web3.providers.eth_tester import EthereumTesterProvider
+        from sim.chain.tester import open_tester
 
-        tester = EthereumTester(PyEVMBackend())
-        chain = Chain(Web3(EthereumTesterProvider(tester)), "embedded", tester=tester)
+        w3, tester = open_tester()
+        chain = Chain(w3, "embedded", tester=tester)
     elif backend == "rpc":
         if not url:
             raise ChainError("backend 'rpc' needs a JSON-RPC url, e.g. http://127.0.0.1:8545")
