@@ -32,7 +32,7 @@ from web3.types import TxParams
 
 from sim.chain.errors import BatchRevert, ChainError, ContractRevert
 from sim.chain.lock import FileLock, chain_lock_path
-from sim.chain.reverts import REVERTS, contract_revert
+from sim.chain.reverts import contract_revert, reverts
 from sim.chain.signing import TxSigner, call_message
 from sim.chain.transport import Transport
 
@@ -161,7 +161,7 @@ class Chain:
         """A read-only call; a revert becomes a ContractRevert naming the custom error."""
         try:
             return fn.call({"from": sender} if sender else {})
-        except REVERTS as exc:
+        except reverts() as exc:
             raise contract_revert(label, fn, exc) from None
 
     def transact(
@@ -182,7 +182,7 @@ class Chain:
                 gas_limit = self._gas_limits[label] = int(estimate * 1.5) + 50_000
             else:
                 self.w3.eth.call(message)
-        except REVERTS as exc:
+        except reverts() as exc:
             raise contract_revert(label, fn, exc) from None
         receipt = self._send_signed(account, self._signer.contract_tx(message, gas_limit))
         self._record(label, account.address, receipt, time.perf_counter() - start, round_)
@@ -235,7 +235,7 @@ class Chain:
             if gas_limit is None:
                 try:
                     estimate = self.w3.eth.estimate_gas(message)
-                except REVERTS as exc:
+                except reverts() as exc:
                     failures.append((i, contract_revert(item.label, item.fn, exc)))
                     continue
                 gas_limit = self._gas_limits[item.label] = int(estimate * 1.5) + 50_000
@@ -312,7 +312,7 @@ class Chain:
         """The custom error the call raises now, or None if it would succeed."""
         try:
             self.w3.eth.call(call_message(item.account.address, item.fn))
-        except REVERTS as exc:
+        except reverts() as exc:
             return contract_revert(item.label, item.fn, exc)
         return None
 

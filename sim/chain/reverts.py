@@ -8,22 +8,35 @@ bytes have to be dug out of the exception chain (`tester_revert_data`).
 from __future__ import annotations
 
 import ast
+import sys
 
-from eth_tester.exceptions import TransactionFailed
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from sim.chain.artifacts import decode_revert
 from sim.chain.errors import ContractRevert
 
-# eth-tester raises its own exception for custom errors; JSON-RPC nodes give web3's.
-REVERTS = (ContractCustomError, ContractLogicError, TransactionFailed)
+_WEB3_REVERTS = (ContractCustomError, ContractLogicError)
+
+
+def reverts() -> tuple[type[Exception], ...]:
+    """The exceptions a refused call raises: web3's for JSON-RPC nodes, and eth-tester's own
+    for custom errors once eth-tester is loaded (it is imported only with the embedded backend,
+    about a second of start-up otherwise). For `except reverts() as exc:`."""
+    failed = _tester_failure()
+    return _WEB3_REVERTS if failed is None else (*_WEB3_REVERTS, failed)
+
+
+def _tester_failure() -> type[Exception] | None:
+    module = sys.modules.get("eth_tester.exceptions")
+    return None if module is None else module.TransactionFailed
 
 
 def contract_revert(label: str, fn: ContractFunction, exc: Exception) -> ContractRevert:
     """The ContractRevert naming the custom error of `fn`'s contract that `exc` carries."""
     data = getattr(exc, "data", None)
-    if isinstance(exc, TransactionFailed):
+    failed = _tester_failure()
+    if failed is not None and isinstance(exc, failed):
         data = tester_revert_data(exc)
     name, args = decode_revert(fn.contract_abi, data, str(exc))
     return ContractRevert(label, name, args)
