@@ -44,7 +44,6 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import rlp
 from eth_account import Account
@@ -52,16 +51,19 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
 
-from sim.chain.revm.transactions import (
+from sim.chain.revm.receipts import (
     Log,
     MinedTx,
     Outcome,
+    quantity,
+)
+from sim.chain.revm.transactions import (
     RpcError,
     SignedTx,
-    check_limits,
+    check_arrival,
+    checksum,
     decode_raw_transaction,
     invalid,
-    quantity,
 )
 
 CHAIN_ID = 1337
@@ -233,7 +235,7 @@ class RevmEngine:
             result = self.evm.result
             logs = tuple(
                 Log(
-                    _checksum(log.address),
+                    checksum(log.address),
                     tuple(bytes(t) for t in log.data[0]),
                     bytes(log.data[1]),
                 )
@@ -249,12 +251,12 @@ class RevmEngine:
             )
             if commit:
                 for address, info in self.evm.journal_state.items():
-                    accounts[_checksum(address)] = info
+                    accounts[checksum(address)] = info
                 journal = self.evm.journal_str
                 # the entries come last; the state printed before them holds whole bytecodes
                 entries = journal[journal.rfind(", journal: [") :]
                 for address, key in _STORAGE_CHANGE.findall(entries):
-                    slot = (_checksum(address), int(key, 0))
+                    slot = (checksum(address), int(key, 0))
                     if slot not in slots:
                         slots[slot] = int(self.evm.storage(slot[0], slot[1]))
         return outcome, accounts, slots
@@ -319,22 +321,7 @@ class RevmEngine:
             raise invalid(f"already known: transaction {tx.hash.hex()}")
         balance, nonce = self.balance_nonce(tx.sender)
         queued = self._queued.get(tx.sender, [])
-        expected = nonce + len(queued)
-        if tx.nonce < expected:
-            raise invalid(f"nonce too low: {tx.sender} sent nonce {tx.nonce}, next is {expected}")
-        if tx.nonce > expected:
-            raise invalid(
-                f"nonce too high: {tx.sender} sent nonce {tx.nonce}, next is {expected} "
-                "(the revm backend keeps no queue of future nonces)"
-            )
-        check_limits(tx, self.block_gas_limit)
-        # An account's balance only falls through its own transactions, so checking against the
-        # pool's earlier ones here guarantees the transaction is still payable when mined.
-        if balance < tx.max_cost + sum(t.max_cost for t in queued):
-            raise invalid(
-                f"insufficient funds for gas * price + value: {tx.sender} has {balance} wei, "
-                f"needs {tx.max_cost} (plus {sum(t.max_cost for t in queued)} queued)"
-            )
+        check_arrival(tx, balance, nonce, queued, self.block_gas_limit)
         self.pending.append(tx)
         self._queued.setdefault(tx.sender, []).append(tx)
         self._pending_by_hash[tx.hash] = tx
@@ -425,12 +412,6 @@ def _original_code(analysed: bytes, code_hash: bytes) -> bytes:
     raise RuntimeError(
         f"cannot recover a contract's code from revm's analysed copy (hash 0x{code_hash.hex()})"
     )
-
-
-@lru_cache(maxsize=65536)
-def _checksum(address: str) -> str:
-    """EIP-55 form of an address revm printed (a keccak each time uncached: hot per slot)."""
-    return to_checksum_address(address)
 
 
 def _block_hash(block: Block) -> bytes:

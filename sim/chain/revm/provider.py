@@ -24,17 +24,19 @@ from sim.chain.revm.engine import (
     RevmEngine,
     execution_error,
 )
-from sim.chain.revm.transactions import (
-    RpcError,
+from sim.chain.revm.receipts import (
     hex_bytes,
     hex_data,
     hex_int,
-    invalid,
     log_json,
     logs_bloom,
     quantity,
     receipt_json,
     tx_json,
+)
+from sim.chain.revm.transactions import (
+    RpcError,
+    invalid,
 )
 
 __all__ = ["CHAIN_ID", "RevmEngine", "RevmProvider", "RpcError"]

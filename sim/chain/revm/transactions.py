@@ -1,6 +1,5 @@
-"""Transactions of the revm chain: raw transaction decoding and signature checks, the records
-of an execution (outcome, logs, mined position) and their JSON-RPC forms (transactions,
-receipts, logs, quantities and data as hex).
+"""Transactions arriving at the revm chain: decoding, signature checks and sender recovery, and
+the checks a pool applies before it takes one.
 
 Raw transactions are EIP-1559 (type 2), EIP-2930 (type 1) and EIP-155 legacy; the sender is
 recovered from the signature, the chain id checked. Errors are `RpcError`s, which the provider
@@ -9,14 +8,12 @@ turns into JSON-RPC error answers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
 import rlp
-from eth_bloom import BloomFilter
 from eth_keys import keys
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from sim.errors import BlockhemsError
 
@@ -179,9 +176,21 @@ def intrinsic_gas(tx: SignedTx) -> int:
     return gas
 
 
-def check_limits(tx: SignedTx, block_gas_limit: int) -> None:
-    """Refuse what no state makes valid: gas under the intrinsic gas or over the block's, init
-    code over the limit, a tip above the max fee (the pool checks nonce and funds)."""
+def check_arrival(
+    tx: SignedTx, balance: int, nonce: int, queued: list[SignedTx], block_gas_limit: int
+) -> None:
+    """Refuse a transaction the pool cannot take, given its sender's `balance` and `nonce` and
+    the sender's transactions `queued` in the pool: the nonce must be the next one, gas at least
+    the intrinsic gas and at most the block's, init code within the limit, the tip at most the
+    max fee, and the balance enough for it after the queued ones."""
+    expected = nonce + len(queued)
+    if tx.nonce < expected:
+        raise invalid(f"nonce too low: {tx.sender} sent nonce {tx.nonce}, next is {expected}")
+    if tx.nonce > expected:
+        raise invalid(
+            f"nonce too high: {tx.sender} sent nonce {tx.nonce}, next is {expected} "
+            "(the revm backend keeps no queue of future nonces)"
+        )
     if tx.gas < intrinsic_gas(tx):
         raise invalid(f"intrinsic gas too low: gas limit {tx.gas}, needs {intrinsic_gas(tx)}")
     if tx.to is None and len(tx.data) > MAX_INITCODE:
@@ -192,144 +201,16 @@ def check_limits(tx: SignedTx, block_gas_limit: int) -> None:
         raise invalid(
             f"max priority fee per gas {tx.priority_fee} higher than max fee {tx.max_fee}"
         )
+    # An account's balance only falls through its own transactions, so checking against the
+    # pool's earlier ones here guarantees the transaction is still payable when mined.
+    if balance < tx.max_cost + sum(t.max_cost for t in queued):
+        raise invalid(
+            f"insufficient funds for gas * price + value: {tx.sender} has {balance} wei, "
+            f"needs {tx.max_cost} (plus {sum(t.max_cost for t in queued)} queued)"
+        )
 
 
-# ---------------------------------------------------------------------------- execution records
-
-
-@dataclass(frozen=True)
-class Log:
-    address: str
-    topics: tuple[bytes, ...]
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one execution."""
-
-    success: bool
-    gas_used: int  # after refunds, as in a receipt
-    gas_spent: int  # before refunds: the least gas limit that lets it run this way
-    output: bytes  # return data, or the revert data of a failed execution
-    logs: tuple[Log, ...] = ()
-    contract_address: str | None = None
-    halt: str | None = None  # why an exceptional halt (out of gas, invalid opcode) stopped it
-
-
-@dataclass
-class MinedTx:
-    tx: SignedTx
-    block_number: int
-    index: int
-    outcome: Outcome
-    cumulative_gas: int
-    first_log_index: int
-    block_hash: bytes = b""
-
-
-# ---------------------------------------------------------------------------- JSON-RPC forms
-
-
-def quantity(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return int(value, 16)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise RpcError(-32602, f"expected a hex quantity, got {value!r}")
-
-
-def hex_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return bytes.fromhex(value[2:])
-    raise RpcError(-32602, f"expected hex data, got {value!r}")
-
-
-def hex_int(value: int) -> str:
-    return hex(value)
-
-
-def hex_data(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
-def logs_bloom(logs: Iterator[Log] | tuple[Log, ...]) -> str:
-    bloom = BloomFilter()
-    for log in logs:
-        bloom.add(to_canonical_address(log.address))
-        for topic in log.topics:
-            bloom.add(topic)
-    return "0x" + int(bloom).to_bytes(256, "big").hex()
-
-
-def tx_json(tx: SignedTx, mined: MinedTx | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "hash": hex_data(tx.hash),
-        "type": hex_int(tx.type),
-        "chainId": hex_int(tx.chain_id),
-        "nonce": hex_int(tx.nonce),
-        "from": tx.sender,
-        "to": tx.to,
-        "value": hex_int(tx.value),
-        "gas": hex_int(tx.gas),
-        "gasPrice": hex_int(tx.effective_gas_price if mined else tx.max_fee),
-        "input": hex_data(tx.data),
-        "v": hex_int(tx.v),
-        "r": hex_int(tx.r),
-        "s": hex_int(tx.s),
-        "blockHash": hex_data(mined.block_hash) if mined else None,
-        "blockNumber": hex_int(mined.block_number) if mined else None,
-        "transactionIndex": hex_int(mined.index) if mined else None,
-    }
-    if tx.type >= 1:
-        out["accessList"] = []
-        out["yParity"] = hex_int(tx.v)
-    if tx.type == 2:
-        out["maxFeePerGas"] = hex_int(tx.max_fee)
-        out["maxPriorityFeePerGas"] = hex_int(tx.priority_fee)
-    return out
-
-
-def log_json(mined: MinedTx, i: int, log: Log) -> dict[str, Any]:
-    return {
-        "address": log.address,
-        "topics": [hex_data(t) for t in log.topics],
-        "data": hex_data(log.data),
-        "blockNumber": hex_int(mined.block_number),
-        "blockHash": hex_data(mined.block_hash),
-        "transactionHash": hex_data(mined.tx.hash),
-        "transactionIndex": hex_int(mined.index),
-        "logIndex": hex_int(mined.first_log_index + i),
-        "removed": False,
-    }
-
-
-def receipt_json(mined: MinedTx) -> dict[str, Any]:
-    """eth_getTransactionReceipt's answer for a mined transaction."""
-    tx, outcome = mined.tx, mined.outcome
-    return {
-        "transactionHash": hex_data(tx.hash),
-        "transactionIndex": hex_int(mined.index),
-        "blockHash": hex_data(mined.block_hash),
-        "blockNumber": hex_int(mined.block_number),
-        "from": tx.sender,
-        "to": tx.to,
-        "type": hex_int(tx.type),
-        "status": "0x1" if outcome.success else "0x0",
-        "gasUsed": hex_int(outcome.gas_used),
-        "cumulativeGasUsed": hex_int(mined.cumulative_gas),
-        "effectiveGasPrice": hex_int(tx.effective_gas_price),
-        # as geth: the address a creation would use, whether or not it succeeded
-        "contractAddress": outcome.contract_address
-        or (create_address(tx.sender, tx.nonce) if tx.to is None else None),
-        "logs": [log_json(mined, i, log) for i, log in enumerate(outcome.logs)],
-        "logsBloom": logs_bloom(outcome.logs),
-    }
-
-
-def create_address(sender: str, nonce: int) -> str:
-    return to_checksum_address(keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:])
+@lru_cache(maxsize=65536)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address revm printed (a keccak each time uncached; hot per slot)."""
+    return to_checksum_address(address)
