@@ -14,7 +14,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider
 from web3.exceptions import TransactionNotFound
 
@@ -23,6 +22,7 @@ from sim.chain.market import setup_market, x25519_key
 from sim.chain.node import RevmNode, start_node
 from sim.chain.private import HomeClient, PrivateAggregation
 from sim.chain.revm.node import main as revm_node_main
+from sim.chain.signing import TxSigner
 from tests.test_chain_batch import open_round
 from tests.test_chain_batch import (
     test_batch_records_every_transaction_and_sums_are_exact as check_batch_records,
@@ -220,7 +220,7 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
 
     seen: list[tuple[str, bool]] = []
     request, batch = HTTPProvider.make_request, HTTPProvider.make_batch_request
-    sign = LocalAccount.sign_transaction
+    sign = TxSigner.sign
 
     def spy_request(self: HTTPProvider, method: str, params: Any) -> Any:
         seen.append((method, locked()))
@@ -230,14 +230,14 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
         seen.extend((method, locked()) for method, _ in requests)
         return batch(self, requests)
 
-    def spy_sign(self: LocalAccount, tx: dict) -> Any:
+    def spy_sign(self: TxSigner, *args: Any, **kwargs: Any) -> Any:
         seen.append(("sign", locked()))
-        return sign(self, tx)
+        return sign(self, *args, **kwargs)
 
     # before connecting: web3 keeps the provider's bound method once it made a request
     monkeypatch.setattr(HTTPProvider, "make_request", spy_request)
     monkeypatch.setattr(HTTPProvider, "make_batch_request", spy_batch)
-    monkeypatch.setattr(LocalAccount, "sign_transaction", spy_sign)
+    monkeypatch.setattr(TxSigner, "sign", spy_sign)
     try:
         chain = connect("rpc", revm_node_url, shared=True)
         market = setup_market(chain, [0] * 5, seed="node-lock")

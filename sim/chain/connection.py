@@ -18,7 +18,7 @@ with another's; the CPU-heavy part of a batch, signing, runs outside the lock, i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -26,15 +26,15 @@ from typing import Any, Literal
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.types import TxParams
 
 from sim.chain.errors import BatchRevert, ChainError, ContractRevert
 from sim.chain.lock import FileLock, chain_lock_path
 from sim.chain.reverts import contract_revert, reverts
-from sim.chain.signing import TxSigner, call_message
-from sim.chain.transport import Transport
+from sim.chain.signing import SignedCall, TxSigner, call_message, calldata
+from sim.chain.transport import ChainTimings, Transport
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +42,7 @@ __all__ = [
     "BatchRevert",
     "Chain",
     "ChainError",
+    "ChainTimings",
     "ContractRevert",
     "TxRecord",
     "TxRequest",
@@ -89,13 +90,21 @@ class _Signed:
     """A batch's transaction, signed before the batch takes the node."""
 
     index: int  # in the batch
-    message: TxParams
+    data: bytes  # the calldata
     gas_limit: int
-    raw: bytes  # signed again if an earlier transaction of its sender was refused
+    tx: SignedCall  # signed again if an earlier transaction of its sender was refused
 
 
 class Chain:
-    """A web3 connection plus local signing, time control and a transaction log."""
+    """A web3 connection plus local signing, time control and a transaction log.
+
+    `fast` (the default) signs with the native signer and, on the in-process revm backend,
+    hands transactions to the engine as fields and reads their receipts from it. `fast=False`
+    is the reference path every backend took before: eth-account signing, raw transactions
+    through web3, one receipt request per transaction (JSON-RPC batches to HTTP nodes either
+    way). Both give the same raw transactions, hashes, blocks, gas and receipts; the tests and
+    benchmarks/chain.py compare them. It can be switched between batches.
+    """
 
     def __init__(
         self,
@@ -103,18 +112,36 @@ class Chain:
         backend: Backend,
         tester: Any = None,
         lock: AbstractContextManager[Any] | None = None,
+        fast: bool = True,
     ) -> None:
         self.w3 = w3
         self.backend = backend
         # Held while auto-mining is off, while mining and while sending: an exclusive file lock
         # when several processes share the node, else nothing.
         self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
-        self._transport = Transport(w3, backend, self._lock)
+        self.timings = ChainTimings()
+        self._web3_transport = Transport(w3, backend, self._lock, self.timings)
+        self._engine_transport: Transport | None = None
+        if backend == "revm":
+            from sim.chain.transport import EngineTransport
+
+            self._engine_transport = EngineTransport(w3, self._lock, self.timings)
         self.chain_id = w3.eth.chain_id
         self.records: list[TxRecord] = []
         self._tester = tester
         self._signer = TxSigner(w3, self.chain_id)
         self._gas_limits: dict[str, int] = {}
+        self.fast = fast
+
+    @property
+    def fast(self) -> bool:
+        return self._signer.native
+
+    @fast.setter
+    def fast(self, on: bool) -> None:
+        self._signer.native = bool(on)
+        self._web3_transport.format_receipts = bool(on)
+        self._transport = (on and self._engine_transport) or self._web3_transport
 
     # ------------------------------------------------------------------ accounts
 
@@ -129,9 +156,7 @@ class Chain:
         funder = self.w3.eth.accounts[0]
         with self._transport.batch_mining() as batch:
             for a in addresses:
-                batch.hashes.append(
-                    self.w3.eth.send_transaction({"from": funder, "to": a, "value": wei})
-                )
+                batch.hashes.append(self._transport.send_value(funder, a, wei))
         for h in batch.hashes:
             if h not in batch.receipts:
                 self.w3.eth.wait_for_transaction_receipt(h)
@@ -178,13 +203,16 @@ class Chain:
         gas_limit = self._gas_limits.get(label)
         try:
             if gas_limit is None:
-                estimate = self.w3.eth.estimate_gas(message)
+                estimate = self._transport.estimate_gas(message)
                 gas_limit = self._gas_limits[label] = int(estimate * 1.5) + 50_000
             else:
-                self.w3.eth.call(message)
+                self._transport.dry_run(message)
         except reverts() as exc:
             raise contract_revert(label, fn, exc) from None
-        receipt = self._send_signed(account, self._signer.contract_tx(message, gas_limit))
+        signing = time.perf_counter()
+        tx = self._signer.sign_call(account, fn.address, calldata(fn), gas_limit)
+        self.timings.sign_s += time.perf_counter() - signing
+        receipt = self._send_signed(tx)
         self._record(label, account.address, receipt, time.perf_counter() - start, round_)
         return receipt
 
@@ -193,8 +221,9 @@ class Chain:
         start = time.perf_counter()
         ctor = contract_factory.constructor(*args)
         gas = ctor.estimate_gas({"from": account.address})
-        tx = ctor.build_transaction(self._signer.fields(account.address, int(gas * 1.25) + 10_000))
-        receipt = self._send_signed(account, tx)
+        data = bytes(HexBytes(ctor.data_in_transaction))
+        tx = self._signer.sign_call(account, None, data, int(gas * 1.25) + 10_000)
+        receipt = self._send_signed(tx)
         self._record(label, account.address, receipt, time.perf_counter() - start)
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=contract_factory.abi)
 
@@ -223,36 +252,41 @@ class Chain:
         if not items:
             return []
         start = time.perf_counter()
+        timings = self.timings
+        timings.batches += 1
         failures: list[tuple[int, ContractRevert]] = []
         node_errors: list[str] = []
         sent: list[tuple[int, bytes]] = []
         # Sign everything before taking the node: signing is the CPU-heavy part, and processes
         # sharing the node sign their batches in parallel.
         signed: list[_Signed] = []
+        sign = self._signer.sign_call
         for i, item in enumerate(items):
-            message = call_message(item.account.address, item.fn)
+            data = calldata(item.fn)
             gas_limit = self._gas_limits.get(item.label)
             if gas_limit is None:
                 try:
-                    estimate = self.w3.eth.estimate_gas(message)
+                    estimate = self._transport.estimate_gas(
+                        call_message(item.account.address, item.fn)
+                    )
                 except reverts() as exc:
                     failures.append((i, contract_revert(item.label, item.fn, exc)))
                     continue
                 gas_limit = self._gas_limits[item.label] = int(estimate * 1.5) + 50_000
-            raw = self._signer.sign(item.account, self._signer.contract_tx(message, gas_limit))
-            signed.append(_Signed(i, message, gas_limit, raw))
+            signed.append(
+                _Signed(i, data, gas_limit, sign(item.account, item.fn.address, data, gas_limit))
+            )
+        timings.sign_s += time.perf_counter() - start
         refused_senders: set[str] = set()
         with self._transport.batch_mining() as batch:
-            for wave in self._waves(items, signed):
-                raws = []
+            for wave in self._transport.waves(signed, lambda tx: tx.tx.sender):
                 for tx in wave:
                     item = items[tx.index]
                     if item.account.address in refused_senders:  # signed after the refused nonce
-                        tx.raw = self._signer.sign(
-                            item.account, self._signer.contract_tx(tx.message, tx.gas_limit)
-                        )
-                    raws.append(tx.raw)
-                for tx, result in zip(wave, self._transport.send_raw(raws), strict=True):
+                        tx.tx = sign(item.account, item.fn.address, tx.data, tx.gas_limit)
+                for tx, result in zip(
+                    wave, self._transport.send([t.tx for t in wave]), strict=True
+                ):
                     item = items[tx.index]
                     sender = item.account.address
                     if isinstance(result, Exception):  # refused: decode a revert, else report
@@ -268,9 +302,7 @@ class Chain:
                     sent.append((tx.index, result))
         receipts: list[dict | None] = [None] * len(items)
         for i, tx_hash in sent:
-            receipts[i] = batch.receipts.get(tx_hash) or self.w3.eth.wait_for_transaction_receipt(
-                tx_hash
-            )
+            receipts[i] = batch.receipts.get(tx_hash) or self._transport.receipt(tx_hash)
         share = (time.perf_counter() - start) / max(1, len(sent))
         for i, _ in sent:
             item, receipt = items[i], receipts[i]
@@ -287,31 +319,10 @@ class Chain:
             raise BatchRevert(failures, receipts)
         return receipts
 
-    def _waves(self, items: Sequence[TxRequest], signed: list[_Signed]) -> Iterator[list[_Signed]]:
-        """The signed transactions in order, in groups sent together (see `Transport.send_raw`).
-
-        A group never holds a sender twice, so that a refusal can still re-sign the sender's
-        later transactions before they are sent. Without JSON-RPC batches, one at a time.
-        """
-        if not self._transport.json_batches:
-            yield from ([tx] for tx in signed)
-            return
-        wave: list[_Signed] = []
-        senders: set[str] = set()
-        for tx in signed:
-            sender = items[tx.index].account.address
-            if sender in senders:
-                yield wave
-                wave, senders = [], set()
-            wave.append(tx)
-            senders.add(sender)
-        if wave:
-            yield wave
-
     def _replay(self, item: TxRequest) -> ContractRevert | None:
         """The custom error the call raises now, or None if it would succeed."""
         try:
-            self.w3.eth.call(call_message(item.account.address, item.fn))
+            self._transport.dry_run(call_message(item.account.address, item.fn))
         except reverts() as exc:
             return contract_revert(item.label, item.fn, exc)
         return None
@@ -331,15 +342,16 @@ class Chain:
         """A node-specific request (evm_*); an error answer becomes a ChainError naming it."""
         return self._transport.rpc(method, params)
 
-    def _send_signed(self, account: LocalAccount, tx: dict) -> dict:
-        raw = self._signer.sign(account, tx)
+    def _send_signed(self, tx: SignedCall) -> dict:
         with self._lock:  # not into the middle of another process's batch
-            tx_hash = self.w3.eth.send_raw_transaction(raw)
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+            (tx_hash,) = self._transport.send([tx])
+        if isinstance(tx_hash, Exception):
+            raise tx_hash
+        receipt = self._transport.receipt(tx_hash)
         if receipt["status"] != 1:
             raise ChainError(
                 f"transaction {tx_hash.hex()} failed after a successful dry run "
-                f"(gas used {receipt['gasUsed']} of limit {tx['gas']})"
+                f"(gas used {receipt['gasUsed']} of limit {tx.gas})"
             )
         return receipt
 

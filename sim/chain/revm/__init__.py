@@ -1,8 +1,8 @@
 """A fast embedded chain: revm (the Rust EVM, through pyrevm) behind a web3 JSON-RPC provider.
 
 - `engine.py`: the EVM, its state and journal, the transaction pool, blocks and mining;
-- `transactions.py`: arriving transactions: decoding, signature and sender checked, the pool's
-  admission checks;
+- `transactions.py`: arriving transactions: raw ones decoded, in-process ones handed over as
+  fields, signature and sender checked, the pool's admission checks;
 - `receipts.py`: execution records (outcome, logs, place in a block) and their JSON-RPC forms;
 - `provider.py`: `RevmProvider`, the web3 provider answering JSON-RPC methods from an engine in
   the same process (the `revm` backend of `sim.chain.connection.connect`);

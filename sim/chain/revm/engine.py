@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import rlp
 from eth_account import Account
@@ -55,15 +56,18 @@ from sim.chain.revm.receipts import (
     Log,
     MinedTx,
     Outcome,
+    logs_bloom,
     quantity,
 )
 from sim.chain.revm.transactions import (
+    Eip1559Fields,
     RpcError,
     SignedTx,
     check_arrival,
     checksum,
     decode_raw_transaction,
     invalid,
+    transaction_from_fields,
 )
 
 CHAIN_ID = 1337
@@ -96,6 +100,12 @@ class Block:
     @property
     def gas_used(self) -> int:
         return self.txs[-1].cumulative_gas if self.txs else 0
+
+    @cached_property
+    def logs_bloom(self) -> str:
+        """The bloom of the block's logs, as hex; computed once, when first asked for, which is
+        after the block was sealed (only sealed blocks are in `RevmEngine.blocks`)."""
+        return logs_bloom(log for m in self.txs for log in m.outcome.logs)
 
 
 class RevmEngine:
@@ -316,7 +326,16 @@ class RevmEngine:
     # ------------------------------------------------------------------ transactions and blocks
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
-        tx = decode_raw_transaction(raw, self.chain_id)
+        return self._admit(decode_raw_transaction(raw, self.chain_id))
+
+    def send_fields(self, fields: Eip1559Fields) -> bytes:
+        """A signed EIP-1559 transaction handed over by a client in this process as its fields:
+        checked and its sender recovered as a raw one (`transaction_from_fields`), then pooled
+        or mined as `send_raw_transaction` would; returns its hash."""
+        return self._admit(transaction_from_fields(fields, self.chain_id))
+
+    def _admit(self, tx: SignedTx) -> bytes:
+        """Pool a decoded transaction (and mine it under auto-mine) once it passes the checks."""
         if tx.hash in self.txs or tx.hash in self._pending_by_hash:
             raise invalid(f"already known: transaction {tx.hash.hex()}")
         balance, nonce = self.balance_nonce(tx.sender)

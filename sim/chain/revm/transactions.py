@@ -2,19 +2,23 @@
 the checks a pool applies before it takes one.
 
 Raw transactions are EIP-1559 (type 2), EIP-2930 (type 1) and EIP-155 legacy; the sender is
-recovered from the signature, the chain id checked. Errors are `RpcError`s, which the provider
-turns into JSON-RPC error answers.
+recovered from the signature, the chain id checked. A client in the same process hands over the
+fields of its EIP-1559 transactions instead (`transaction_from_fields`): the same checks and the
+same recovery, without the RLP round trip. Errors are `RpcError`s, which the provider turns into
+JSON-RPC error answers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
+import coincurve
 import rlp
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 
+from sim.chain.encoding import keccak256, raw_transaction, signing_hash, unsigned_fields
 from sim.errors import BlockhemsError
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -76,7 +80,7 @@ def _to(item: bytes) -> str | None:
         return None
     if len(item) != 20:
         raise invalid(f"transaction 'to' has {len(item)} bytes, not 20")
-    return to_checksum_address(item)
+    return _checksum_bytes(bytes(item))
 
 
 def decode_raw_transaction(raw: bytes, chain_id: int) -> SignedTx:
@@ -155,16 +159,98 @@ def decode_raw_transaction(raw: bytes, chain_id: int) -> SignedTx:
     if access_list:
         # pyrevm would preload the entries unjournaled; they would stay warm for every later tx.
         raise invalid("transactions with an access list are not supported by the revm backend")
-    r, s = fields["r"], fields["s"]
+    sender = recover_sender(signing, parity, fields["r"], fields["s"])
+    return SignedTx(hash=keccak256(raw), sender=sender, chain_id=tx_chain, **fields)
+
+
+def recover_sender(signing: bytes, parity: int, r: int, s: int) -> str:
+    """The address whose key made the signature (r, s, parity) of `signing`, checksummed.
+
+    Refuses what a node refuses: r and s out of range, a high s (EIP-2), a parity not 0 or 1.
+    Recovery is libsecp256k1's (coincurve), as eth_keys would use here, without its objects.
+    """
     if not (0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2) or parity not in (0, 1):
         raise invalid("invalid transaction signature (r, s out of range or high s, EIP-2)")
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((parity,))
     try:
-        public = keys.Signature(vrs=(parity, r, s)).recover_public_key_from_msg_hash(signing)
-    except Exception as exc:  # eth_keys raises several types for unrecoverable signatures
+        public = coincurve.PublicKey.from_signature_and_message(signature, signing, hasher=None)
+    except Exception as exc:  # coincurve raises ValueError or its own errors
         raise invalid(f"cannot recover the transaction's sender: {exc}") from None
-    return SignedTx(
-        hash=keccak(raw), sender=public.to_checksum_address(), chain_id=tx_chain, **fields
+    return _checksum_bytes(keccak256(public.format(compressed=False)[1:])[12:])
+
+
+class Eip1559Fields(Protocol):
+    """The fields of a signed EIP-1559 transaction (e.g. `sim.chain.signing.SignedCall`)."""
+
+    chain_id: int
+    nonce: int
+    priority_fee: int
+    max_fee: int
+    gas: int
+    to: str | None
+    value: int
+    data: bytes
+    y_parity: int
+    r: int
+    s: int
+
+
+def transaction_from_fields(fields: Eip1559Fields, chain_id: int) -> SignedTx:
+    """The transaction `decode_raw_transaction` would give for the raw bytes of `fields`.
+
+    For a client in the same process, which holds the fields already: nothing is decoded, but
+    nothing the client computed is trusted either. The signing hash and the transaction hash
+    are computed here from the fields, the same chain id and signature checks apply, and the
+    sender is recovered from the signature (libsecp256k1, as eth_keys uses here).
+    """
+    if fields.chain_id != chain_id:
+        raise invalid(f"invalid chain id {fields.chain_id}: this chain's id is {chain_id}")
+    try:
+        to_bytes = to_canonical_address(fields.to) if fields.to is not None else b""
+    except ValueError:
+        raise invalid(f"transaction 'to' is not an address: {fields.to!r}") from None
+    to = _checksum_bytes(to_bytes) if to_bytes else None
+    r, s, parity = fields.r, fields.s, fields.y_parity
+    unsigned = unsigned_fields(
+        fields.chain_id,
+        fields.nonce,
+        fields.priority_fee,
+        fields.max_fee,
+        fields.gas,
+        to_bytes,
+        fields.value,
+        fields.data,
     )
+    sender = recover_sender(signing_hash(unsigned), parity, r, s)
+    return SignedTx(
+        hash=keccak256(raw_transaction(unsigned, parity, r, s)),
+        type=2,
+        sender=sender,
+        chain_id=fields.chain_id,
+        nonce=fields.nonce,
+        to=to,
+        value=fields.value,
+        data=bytes(fields.data),
+        gas=fields.gas,
+        max_fee=fields.max_fee,
+        priority_fee=fields.priority_fee,
+        v=parity,
+        r=r,
+        s=s,
+    )
+
+
+@lru_cache(maxsize=65536)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address revm printed or a client sent (a keccak each time uncached;
+    hot per slot)."""
+    return to_checksum_address(address)
+
+
+@lru_cache(maxsize=65536)
+def _checksum_bytes(address: bytes) -> str:
+    """EIP-55 form of a 20-byte address (a keccak each time uncached: hot per transaction)."""
+    return to_checksum_address(address)
 
 
 def intrinsic_gas(tx: SignedTx) -> int:
@@ -208,9 +294,3 @@ def check_arrival(
             f"insufficient funds for gas * price + value: {tx.sender} has {balance} wei, "
             f"needs {tx.max_cost} (plus {sum(t.max_cost for t in queued)} queued)"
         )
-
-
-@lru_cache(maxsize=65536)
-def checksum(address: str) -> str:
-    """EIP-55 form of an address revm printed (a keccak each time uncached; hot per slot)."""
-    return to_checksum_address(address)
