@@ -31,7 +31,7 @@ def hardhat_url():
 
 @pytest.fixture(scope="session")
 def revm_node_url():
-    """A revm JSON-RPC node (`python -m sim.chain.revm_node`) shared by the session's tests."""
+    """A revm JSON-RPC node (`python -m sim.chain.revm.node`) shared by the session's tests."""
     with RevmNode() as node:
         yield node.url
 

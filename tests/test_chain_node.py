@@ -1,4 +1,4 @@
-"""The revm chain served over JSON-RPC (sim/chain/revm_node.py), node processes (sim/chain/node.py)
+"""The revm chain served over JSON-RPC (sim/chain/revm/node.py), node processes (sim/chain/node.py)
 and several OS processes sharing one node (`connect("rpc", url, shared=True)`)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider
 from web3.exceptions import TransactionNotFound
 
@@ -22,7 +21,8 @@ from sim.chain.connection import Chain, ChainError, TxRequest, chain_lock_path, 
 from sim.chain.deployment import attach_homes, setup_market
 from sim.chain.keys import PartyKeys
 from sim.chain.node import RevmNode, start_node
-from sim.chain.revm_node import main as revm_node_main
+from sim.chain.revm.node import main as revm_node_main
+from sim.chain.signing import TxSigner
 from tests.test_chain_batch import open_round
 from tests.test_chain_batch import (
     test_batch_records_every_transaction_and_sums_are_exact as check_batch_records,
@@ -220,7 +220,7 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
 
     seen: list[tuple[str, bool]] = []
     request, batch = HTTPProvider.make_request, HTTPProvider.make_batch_request
-    sign = LocalAccount.sign_transaction
+    sign = TxSigner.sign
 
     def spy_request(self: HTTPProvider, method: str, params: Any) -> Any:
         seen.append((method, locked()))
@@ -230,14 +230,14 @@ def test_a_shared_chain_signs_outside_the_lock_and_sends_and_mines_under_it(
         seen.extend((method, locked()) for method, _ in requests)
         return batch(self, requests)
 
-    def spy_sign(self: LocalAccount, tx: dict) -> Any:
+    def spy_sign(self: TxSigner, *args: Any, **kwargs: Any) -> Any:
         seen.append(("sign", locked()))
-        return sign(self, tx)
+        return sign(self, *args, **kwargs)
 
     # before connecting: web3 keeps the provider's bound method once it made a request
     monkeypatch.setattr(HTTPProvider, "make_request", spy_request)
     monkeypatch.setattr(HTTPProvider, "make_batch_request", spy_batch)
-    monkeypatch.setattr(LocalAccount, "sign_transaction", spy_sign)
+    monkeypatch.setattr(TxSigner, "sign", spy_sign)
     try:
         chain = connect("rpc", revm_node_url, shared=True)
         market = setup_market(chain, [0] * 5)

@@ -11,7 +11,7 @@ from web3.exceptions import ContractCustomError, Web3RPCError
 from sim.chain.artifacts import load_artifact
 from sim.chain.connection import Chain, ChainError, connect
 from sim.chain.deployment import setup_market
-from sim.chain.revm_provider import CHAIN_ID, RevmEngine, RevmProvider, RpcError
+from sim.chain.revm.provider import CHAIN_ID, RevmEngine, RevmProvider, RpcError
 
 T0 = 3_000_000_000  # a fixed chain time (year 2065), ahead of every backend's clock
 GWEI = 10**9

@@ -1,5 +1,5 @@
 """Start and stop a local JSON-RPC node: hardhat (pinned in contracts/package.json) or the revm
-chain served by `python -m sim.chain.revm_node`.
+chain served by `python -m sim.chain.revm.node`.
 
 Bound to 127.0.0.1 on a free port. Hardhat needs Node.js and `npm ci` in contracts/; the revm
 node needs only this Python environment. Several processes (mosaik simulators) can then share
@@ -155,14 +155,14 @@ class HardhatNode(_NodeProcess):
 
 
 class RevmNode(_NodeProcess):
-    """The revm chain served over JSON-RPC (`python -m sim.chain.revm_node`) in a subprocess;
+    """The revm chain served over JSON-RPC (`python -m sim.chain.revm.node`) in a subprocess;
     use as a context manager."""
 
     name = "revm node"
     _poll_s = 0.05  # up in about a second (imports), unlike hardhat
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "sim.chain.revm_node", "--port", str(self.port)]
+        return [sys.executable, "-m", "sim.chain.revm.node", "--port", str(self.port)]
 
 
 def start_node(

@@ -4,7 +4,7 @@ The in-process `revm` backend is the fastest chain, but it lives inside one proc
 simulators as separate processes (one per shard of homes); they share one chain through this
 node and connect to it as to any node: `connect("rpc", url, shared=True)`.
 
-    python -m sim.chain.revm_node --port 8545
+    python -m sim.chain.revm.node --port 8545
 
 Answers are exactly what `RevmProvider.make_request` gives in process, serialized to JSON with
 the request's id, so results (gas, receipts, blocks, errors) are the same as in process. One
@@ -26,12 +26,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sim.chain.revm_provider import RevmProvider
+from sim.chain.revm.provider import RevmProvider
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a batch of thousands of raw transactions fits
 
-log = logging.getLogger("sim.chain.revm_node")
+log = logging.getLogger("sim.chain.revm.node")
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sim.chain.revm_node",
+        prog="python -m sim.chain.revm.node",
         description="Serve an embedded revm chain over HTTP JSON-RPC on 127.0.0.1.",
     )
     parser.add_argument("--port", type=_port, default=8545, help="TCP port (default 8545)")
