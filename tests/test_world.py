@@ -48,6 +48,7 @@ def test_quick_scenario_runs_every_slot_and_writes_every_table(quick_run) -> Non
         "dispatch.png",
         "prices.png",
         "voltages.png",
+        "loading.png",
         "dlmp.png",
         "gas.png",
     ]

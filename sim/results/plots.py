@@ -3,6 +3,7 @@
 dispatch.png   per group: revealed range [Lmin, Lmax], dispatched cap and actual import (kW)
 prices.png     lambda and each group's price band over the day ($/kWh)
 voltages.png   per phase: min/max AC voltage over the feeder with the DSO's band (pu)
+loading.png    highest line-phase and transformer loading per slot with their ratings (%)
 dlmp.png       DLMP components, mean over sites (energy, loss, congestion, voltage; $/kWh)
 gas.png        gas per slot by call type (thousand gas)
 """
@@ -117,6 +118,22 @@ def plot_voltages(tables, out: Path, band: tuple[float, float]) -> Path:
     return _save(fig, out / "voltages.png")
 
 
+def plot_loading(tables, out: Path, line_rating_pct: float) -> Path:
+    slots = tables["slots"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.step(slots.hour, slots.max_line_loading_pct, where="post", label="highest line-phase")
+    ax.step(slots.hour, slots.max_trafo_loading_pct, where="post", label="transformer")
+    ax.axhline(line_rating_pct, color="k", ls="--", lw=1, label="line rating held to")
+    if line_rating_pct != 100.0:
+        ax.axhline(100.0, color="k", ls=":", lw=1, label="transformer rating")
+    ax.set_xlabel("hour of day")
+    ax.set_ylabel("loading (% of rating)")
+    ax.set_title("Line and transformer loading after dispatch (dashed: limit)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "loading.png")
+
+
 def plot_dlmp(tables, out: Path) -> Path:
     dlmp, hours = tables["dlmp"], _hours(tables)
     parts = ["energy", "loss", "congestion", "voltage"]
@@ -168,10 +185,12 @@ def plot_results(out_dir: str | Path) -> list[Path]:
         raise ResultsError(f"{out_dir} has no finished slot to plot")
     scenario = yaml.safe_load((out_dir / "scenario.yaml").read_text())
     band = (scenario["dso"]["v_min_pu"], scenario["dso"]["v_max_pu"])
+    line_rating_pct = 100.0 * float(scenario["dso"].get("ampacity_factor", 1.0))
     return [
         plot_dispatch(tables, out_dir),
         plot_prices(tables, out_dir),
         plot_voltages(tables, out_dir, band),
+        plot_loading(tables, out_dir, line_rating_pct),
         plot_dlmp(tables, out_dir),
         plot_gas(tables, out_dir),
     ]
