@@ -76,7 +76,18 @@ def _print_summary(s: dict) -> None:
         f"{s['pv_curtailed_kwh']:.1f} kWh   comfort violations (home-slots): "
         f"{s['comfort_violations']}   energy shifted: {s['energy_shifted_kwh']:.1f} kWh"
     )
+    print(
+        f"slot-to-slot change per group: band {s['band_low_step_mean_usd_per_kwh']:.3f} / "
+        f"{s['band_high_step_mean_usd_per_kwh']:.3f} $/kWh (low / high), lambda "
+        f"{s['lambda_step_mean']:.3f}; group-rounds at the price cap: "
+        f"{s['group_rounds_at_price_cap']}"
+    )
     print(f"gas per slot: {s['gas_per_slot_mean']:,.0f}   transactions: {s['transactions']}")
+    if s.get("implausible_group_rounds"):
+        print(
+            f"implausible group sums refused (group-rounds planned on the forecast): "
+            f"{s['implausible_group_rounds']}"
+        )
     print(f"keys: {s['keys']}")
     print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
     print(f"limits: {s['verdict']}")

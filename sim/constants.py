@@ -21,6 +21,13 @@ AC_ENGINES = ("pgm", "pandapower")  # engines of the DSO's own AC checks
 DEFAULT_AC_ENGINE = "pgm"  # power-grid-model: same answers as runpp_3ph, much faster
 DEFAULT_V_MARGIN_PU = 5e-4  # kept inside the voltage band for the linear model's error
 DEFAULT_I_MARGIN_PCT = 0.5  # same for line ampacity (% of the rating)
+VOLL_USD_PER_KWH = 5.0  # value of lost load: stage 1's price cap and the ladder's outer prices
+
+# Market modes (scenario dso.mode): per-group lambda on four-point bids with their reactive
+# power, or the seed paper's one lambda on the two-point band
+MARKET_MODES = ("group", "paper")
+DEFAULT_MARKET_MODE = "group"
 
 # The homes
+HOME_CONNECTION_KW = 30.0  # a household's service connection: no home draws or feeds in more
 DEFAULT_BATTERY_EXPORT = False  # batteries cover only their home's own load (a common tariff rule)

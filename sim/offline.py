@@ -62,7 +62,14 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
         dso, None, forecaster, prices[t.first_slot :], scenario.dso.mode, t.slot_s / 3600
     )
     homes = HomesAgent(
-        fleet, {}, groups, t.first_slot, scenario.chain.dropout_probability, scenario.homes.seed
+        fleet,
+        {},
+        groups,
+        t.first_slot,
+        scenario.chain.dropout_probability,
+        scenario.homes.seed,
+        scenario.dso.mode,
+        dso.voll,
     )
     homes.warm_up(np.asarray(prices[: t.first_slot]))
     wall["setup"] = time.perf_counter() - start
@@ -113,12 +120,14 @@ def _aggregates(homes: HomesAgent, min_group_size: int) -> dict[int, RevealedBid
     watts at every point of their bids (Lmax first), or None when fewer than
     `min_group_size` submitted."""
     watts = np.array([kw_to_w(column) for column in homes.points_kw.T]).T  # (homes, K)
+    var = np.array([kw_to_w(column) for column in homes.points_q_kvar.T]).T
     out: dict[int, RevealedBid | None] = {}
     for group, members in homes.groups.items():
         senders = [h for h in members if homes.submitted[h]]
-        out[group] = (
-            RevealedBid(tuple(int(v) for v in watts[senders].sum(axis=0)), len(senders))
-            if len(senders) >= min_group_size
-            else None
-        )
+        if len(senders) < min_group_size:
+            out[group] = None
+            continue
+        points = tuple(int(v) for v in watts[senders].sum(axis=0))
+        q = tuple(int(v) for v in var[senders].sum(axis=0))  # the ladder's lanes (group mode)
+        out[group] = RevealedBid(points, len(senders), None if homes.mode == "paper" else q)
     return out

@@ -1,4 +1,12 @@
-"""The market's protocol rules, each written once: the dispatch cap and the round schedule.
+"""The market's protocol rules, each written once: the bid's prices, the dispatch cap and the
+round schedule.
+
+Bids: the DSO posts each group a band ``(p_low, p_high)`` ($/kWh). In the seed paper's mode
+(``paper``) a home bids its demand at those two prices, ``[Lmin, Lmax]``. In the ``group`` mode
+it bids four points, at ``-VOLL, p_low, p_high, +VOLL`` (``bid_prices``): the band's response
+and the whole range its appliances allow, so the DSO sees the flexibility the network may need
+even when the band asks for none, and it bids its reactive power at each point too
+(``sim.chain.bids``).
 
 Dispatch (the seed paper's equation 1): a home that revealed ``[Lmin, Lmax]`` (kW, net import)
 keeps its import during the round at or below ``P = lambda * Lmax + (1 - lambda) * Lmin``;
@@ -22,7 +30,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.constants import MARKET_MODES, VOLL_USD_PER_KWH
+
 PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
+GROUP_BID_POINTS = 4  # points of a bid in the group mode (the paper's: 2)
+
+
+def bid_prices(
+    p_low: np.ndarray, p_high: np.ndarray, mode: str, voll_usd_per_kwh: float = VOLL_USD_PER_KWH
+) -> np.ndarray:
+    """The rising prices ($/kWh) at which a home bids, per row of the bands ``p_low``,
+    ``p_high``: (N, 2) in the ``paper`` mode, (N, 4) in the ``group`` mode."""
+    p_low = np.asarray(p_low, dtype=float)
+    p_high = np.maximum(np.asarray(p_high, dtype=float), p_low)
+    if mode == "paper":
+        return np.stack([p_low, p_high], axis=-1)
+    if mode != "group":
+        raise ValueError(f"unknown market mode {mode!r}; modes: {', '.join(MARKET_MODES)}")
+    edge = np.full_like(p_low, voll_usd_per_kwh)
+    return np.stack([np.minimum(-edge, p_low), p_low, p_high, np.maximum(edge, p_high)], axis=-1)
 
 
 def dispatch_cap(lam: float | np.ndarray, points_kw: np.ndarray) -> np.ndarray:

@@ -23,9 +23,11 @@ from sim.constants import (
     DEFAULT_BLOCK_TIME_S,
     DEFAULT_DEADLINE_S,
     DEFAULT_I_MARGIN_PCT,
+    DEFAULT_MARKET_MODE,
     DEFAULT_MIN_GROUP_SIZE,
     DEFAULT_RECOVERY_S,
     DEFAULT_V_MARGIN_PU,
+    MARKET_MODES,
     MAX_GROUP_SIZE,
 )
 from sim.errors import BlockhemsError
@@ -179,10 +181,11 @@ class DSOSpec(_Strict):
     energy_price_usd_per_kwh: list[float] = Field(
         default_factory=lambda: [0.12], description="substation price: one value or 24 hourly"
     )
-    # The contract carries one lambda per round, so the co-simulation clears the paper's
-    # single lambda; the DSO's per-group mode (sim.dso, mode="group") needs a lambda per group
-    # on chain first.
-    mode: Literal["single"] = "single"
+    mode: Literal[MARKET_MODES] = Field(
+        default=DEFAULT_MARKET_MODE,
+        description="group: one lambda per aggregation group on four-point bids that carry "
+        "their reactive power; paper: the seed paper's one lambda on the two-point band",
+    )
 
     @field_validator("energy_price_usd_per_kwh")
     @classmethod

@@ -302,3 +302,37 @@ def test_pv_is_curtailed_at_negative_price_only_and_within_a_cap(summer_no_expor
     np.testing.assert_allclose(imp[si], cap[si], atol=CAP_TOL_KW)
     assert np.all((curtailed > 0) & (curtailed < pv))
     np.testing.assert_allclose(fleet.records["pv_kw"][si, noon], pv - curtailed)
+
+
+def test_dispatch_at_a_four_point_bid_runs_the_bid_and_keeps_comfort(fleet, prices):
+    """dispatch_bid: each home's import and reactive power are its bid's points walked to
+    lambda (computed here from the points), comfort and battery limits hold all day."""
+    from sim.protocol import bid_prices, dispatch_cap
+
+    rng = np.random.default_rng(5)
+    fleet.reset()
+    smart = fleet.smart
+    for t in range(fleet.n_slots):
+        p = prices[t]
+        ladder = bid_prices(
+            np.full(fleet.n_homes, 0.7 * p), np.full(fleet.n_homes, 1.4 * p), "group"
+        )
+        points = fleet.compute_points(t, ladder)
+        q_points = fleet.points_q_kvar.copy()
+        lam = rng.uniform(0, 1, fleet.n_homes)
+        imp = fleet.dispatch_bid(t, lam)
+        np.testing.assert_allclose(imp[smart], dispatch_cap(lam, points)[smart], atol=1e-9)
+        np.testing.assert_allclose(
+            fleet.last_q_kvar[smart], dispatch_cap(lam, q_points)[smart], atol=1e-9
+        )
+    rec = fleet.records
+    assert np.nanmax(rec["comfort_violation_c"][smart]) <= TOL
+    soc = rec["soc_kwh"][smart]
+    assert np.all(soc >= fleet.params.e_min_kwh[:, None] - TOL)
+    assert np.all(soc <= fleet.params.e_max_kwh[:, None] + TOL)
+
+
+def test_dispatch_bid_needs_the_slots_points(fleet):
+    fleet.reset()
+    with pytest.raises(HEMSStateError, match="compute_points"):
+        fleet.dispatch_bid(0, 0.5)

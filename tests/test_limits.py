@@ -65,3 +65,22 @@ def test_without_the_count_column_lines_are_judged_against_the_rating_factor() -
     slots = _slots([{"max_line_loading_pct": 95.0}]).drop(columns="lines_over_limit")
     assert slot_limits_broken(slots, BAND, rating_factor=0.9).lines_over_limit.tolist() == [1]
     assert slot_limits_broken(slots, BAND, rating_factor=1.0).lines_over_limit.tolist() == [0]
+
+
+def test_stability_is_the_mean_step_per_group_and_counts_price_caps() -> None:
+    from sim.results.writer import stability
+
+    groups = pd.DataFrame(
+        {
+            "round": [0, 1, 2, 0, 1, 2],
+            "group": [0, 0, 0, 1, 1, 1],
+            "p_low_usd_per_kwh": [0.1, 0.2, 0.1, 0.0, 0.0, -5.0],
+            "p_high_usd_per_kwh": [0.2, 0.2, 0.2, 5.0, 0.3, 0.3],
+            "lambda_group": [0.0, 1.0, 0.0, 0.5, 0.5, 0.5],
+        }
+    )
+    s = stability(groups.sample(frac=1.0, random_state=1))  # row order must not matter
+    assert s["band_low_step_mean_usd_per_kwh"] == pytest.approx((0.1 + 2.5) / 2)
+    assert s["band_high_step_mean_usd_per_kwh"] == pytest.approx((0.0 + 2.35) / 2)
+    assert s["lambda_step_mean"] == pytest.approx(0.5)
+    assert s["group_rounds_at_price_cap"] == 2

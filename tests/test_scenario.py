@@ -52,7 +52,7 @@ def test_default_scenario_is_the_eu_lv_feeder_on_a_summer_day() -> None:
         (with_changes(feeder__name="ieee_13"), r"feeder\.name: unknown feeder 'ieee_13'; valid"),
         (with_changes(time__slot_s=700), r"time\.slot_s: 700 s does not divide a day"),
         (with_changes(chain__backend="rpc"), r"chain: backend 'rpc' needs url"),
-        (with_changes(dso__mode="group"), r"dso\.mode: .*'single'"),
+        (with_changes(dso__mode="single"), r"dso\.mode: .*'group'.*'paper'"),
         (with_changes(dso__v_min_pu=1.07, dso__v_max_pu=1.05), r"dso: v_min_pu 1.07 must be below"),
         (with_changes(homes__smart_share=1.5), r"homes\.smart_share: .*less than or equal to 1"),
         (with_changes(chain__deadline_s=900), r"must fit in one slot"),

@@ -466,10 +466,16 @@ class HomeClient:
         return TxRequest(f"private.{name}", self.account, fn, round_)
 
     def range_request(self, round_: int, lower_w: int, upper_w: int) -> TxRequest:
-        """The masked submitRange transaction, for `Chain.transact_many` over a fleet."""
+        """The masked submitRange transaction of the band format's [Lmin, Lmax] (W), for
+        `Chain.transact_many` over a fleet."""
         if lower_w > upper_w:
             raise ValueError(f"lower bound {lower_w} W exceeds upper bound {upper_w} W")
-        words = self.masked_range(round_, lower_w, upper_w)
+        return self.words_request(round_, lower_w, upper_w)
+
+    def words_request(self, round_: int, lower: int, upper: int) -> TxRequest:
+        """The masked submitRange transaction of two plaintext words (signed integers; a
+        ladder bid's packed lanes, ``sim.chain.bids``)."""
+        words = self.masked_range(round_, lower, upper)
         return self._request("submitRange", round_, *words, round_=round_)
 
     def submit_range(self, round_: int, lower_w: int, upper_w: int) -> None:

@@ -31,7 +31,7 @@ from grid_models.errors import PowerFlowError
 from grid_models.feeders import Feeder
 from grid_models.linear import LinearModel, OperatingPoint
 from grid_models.powerflow import PowerFlowResult, run_power_flow
-from sim.constants import AC_ENGINES, DEFAULT_AC_ENGINE
+from sim.constants import AC_ENGINES, DEFAULT_AC_ENGINE, VOLL_USD_PER_KWH
 from sim.dso.errors import DSOError
 from sim.dso.limits import ConstraintRows, DSOLimits
 from sim.dso.stage1 import Stage1Problem, Stage1Result, price_bands
@@ -60,30 +60,46 @@ class _Segments:
     welfare coefficients (``welfare``), concave, so segments fill in order.
     """
 
-    def __init__(self, points: np.ndarray, ladder: np.ndarray, single: bool) -> None:
+    def __init__(
+        self, points: np.ndarray, ladder: np.ndarray, single: bool, q_points: np.ndarray | None
+    ) -> None:
         g, k = points.shape
         self.k = k
         self.lmin = points[:, -1]
         # segment j of a group runs from point k-1-j (higher price) to point k-2-j
         delta = points[:, -2::-1] - points[:, :0:-1]  # (G, K-1), kW per segment
+        self.q_lmin = None if q_points is None else q_points[:, -1]
+        q_delta = None if q_points is None else q_points[:, -2::-1] - q_points[:, :0:-1]
         upper = ladder[:, :0:-1]  # (G, K-1), $/kWh at the segment's low-demand end
         lower = ladder[:, -2::-1]
+        self.mq = None
         if single:
             self.m = delta[:, :1]
             self.upper, self.lower = upper[:, :1], lower[:, :1]
+            if q_delta is not None:
+                self.mq = q_delta[:, :1]
         else:
             self.m = np.zeros((g, g * (k - 1)))
             for j in range(k - 1):
                 self.m[np.arange(g), np.arange(g) * (k - 1) + j] = delta[:, j]
+            if q_delta is not None:
+                self.mq = np.zeros_like(self.m)
+                for j in range(k - 1):
+                    self.mq[np.arange(g), np.arange(g) * (k - 1) + j] = q_delta[:, j]
             self.upper = np.repeat(upper.reshape(1, -1), g, axis=0)
             self.lower = np.repeat(lower.reshape(1, -1), g, axis=0)
         self.single = single
         self.n_var = self.m.shape[1]
 
-    def welfare(self, cost_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def welfare(
+        self, cost_g: np.ndarray, q_cost_g: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Linear and quadratic welfare coefficients ($/h) of the variables at the groups'
-        marginal supply cost ``cost_g`` ($/kWh)."""
+        marginal supply cost ``cost_g`` ($/kWh) and, for bids that carry reactive power, its
+        marginal loss cost ``q_cost_g`` ($/kvarh)."""
         a = (self.m * (self.upper - cost_g[:, None])).sum(axis=0)
+        if self.mq is not None and q_cost_g is not None:
+            a = a - (self.mq * q_cost_g[:, None]).sum(axis=0)
         b = (self.m * (self.upper - self.lower)).sum(axis=0)
         return a, b
 
@@ -133,7 +149,7 @@ class DSO:
         feeder: Feeder,
         limits: DSOLimits | None = None,
         groups: Mapping[int, Sequence[int]] | None = None,
-        voll: float = 5.0,
+        voll: float = VOLL_USD_PER_KWH,
         band_fraction: float = 0.25,
         hems_power_factor: float = 0.95,
         forecast_power_factor: float = 0.95,
@@ -332,6 +348,7 @@ class DSO:
         mode: str = "group",
         slot: int | None = None,
         hems_q_kvar: np.ndarray | None = None,
+        q_points_kvar: np.ndarray | None = None,
     ) -> Stage2Result:
         """Clear lambda from each group's bid curve: ``points_kw`` (G, K) the group's total
         demand (kW) at its K ladder ``prices`` (G, K, $/kWh, non-decreasing), so the points
@@ -346,6 +363,9 @@ class DSO:
         with lambda (homes draw reactive power with their load and HVAC, not with PV, battery
         or export); without it, the flexible demand's q follows its P at
         ``hems_power_factor`` (the older model: negative for exporting homes).
+        ``q_points_kvar`` (G, K): the groups' revealed reactive demand at each point of their
+        bids; when given, the dispatch's q walks the bid as its P does (``hems_q_kvar`` then
+        holds only what the bids leave out, if anything).
         """
         if mode not in MODES:
             raise DSOError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
@@ -365,22 +385,30 @@ class DSO:
             price = self.last_price
         price = float(_finite("price", price))
         lim = self._limits(limits)
-        segments = _Segments(points, ladder, single=mode == "single")
+        q_points = (
+            None if q_points_kvar is None else _finite("q_points_kvar", q_points_kvar, points.shape)
+        )
+        segments = _Segments(points, ladder, mode == "single", q_points)
         key = (mode, segments.n_var)
         if key not in self._stage2:
             self._stage2[key] = Stage2Problem(self.rows, segments.n_var)
         w = self.weights
         p_fixed = base_p + w @ segments.lmin
-        if hems_q_kvar is None:
+        q_extra = 0.0 if hems_q_kvar is None else _finite("hems_q_kvar", hems_q_kvar, (ns,))
+        if segments.mq is not None:  # the bids carry their reactive power
+            q_per_p = 0.0
+            q_fixed = base_q + q_extra + w @ segments.q_lmin
+        elif hems_q_kvar is None:
             q_per_p = self.tan_hems
             q_fixed = base_q + q_per_p * (w @ segments.lmin)
         else:
             q_per_p = 0.0
-            q_fixed = base_q + _finite("hems_q_kvar", hems_q_kvar, (ns,))
+            q_fixed = base_q + q_extra
 
         def dispatch(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             dp = w @ (segments.m @ s)
-            return p_fixed + dp, q_fixed + q_per_p * dp
+            dq = q_per_p * dp if segments.mq is None else w @ (segments.mq @ s)
+            return p_fixed + dp, q_fixed + dq
 
         op = self.op
         if op is None:
@@ -424,13 +452,13 @@ class DSO:
         w = self.weights
         p_fixed, q_fixed = dispatch(np.zeros(segments.n_var))
         dp = w @ segments.m
-        dq = q_per_p * dp
+        dq = q_per_p * dp if segments.mq is None else w @ segments.mq
         infeasible = False
         it = 0
         while it < self.max_iter:
             it += 1
             cost_g = price * (w.T @ (1.0 + op.mlf_p + q_per_p * op.mlf_q))
-            a, b = segments.welfare(cost_g)
+            a, b = segments.welfare(cost_g, price * (w.T @ op.mlf_q))
             prob.set_values(op, lim, p_fixed, q_fixed, dp, dq, a, b)
             s, welfare, feasible = prob.solve()
             s, p_d, q_d, ac = self._ac_backing_off(s, dispatch, slot)

@@ -57,6 +57,7 @@ class DSOForecaster:
         self.group_sizes = np.asarray(group_sizes, dtype=float)
         self.ordinary_per_site = feeder.site_totals((~smart).astype(float))
         self.homes_per_site = feeder.site_totals(np.ones(len(smart)))
+        self.hems_per_site = self.homes_per_site - self.ordinary_per_site
         self._last_group_kw: np.ndarray | None = None
         self.n_homes = len(smart)
         self.n_ordinary = int((~smart).sum())

@@ -44,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.errors import BlockhemsError
+from sim.protocol import dispatch_cap
 
 from .appliances import (
     SmartHomeParams,
@@ -343,13 +344,21 @@ class HEMSFleet:
             raise HEMSConfigError("prices", "must be non-decreasing along the K points")
         base = self.base_kw(slot)
         points = np.repeat(base[:, None], k, axis=1)
+        tan_phi = np.tan(np.arccos(self.power_factor))
+        # reactive power at each point: household load and HVAC draw it (as in dispatch)
+        self.points_q_kvar = np.repeat((self.load_kw[:, slot] * tan_phi)[:, None], k, axis=1)
         if len(self.smart_idx):
             si = self.smart_idx
             opts = self._smart_options(slot)
             rows = np.arange(len(si))
+            # each appliance's power (kW) at each point, for `dispatch_bid`
+            self._point_x = {d: np.zeros((len(si), k)) for d in opts}
             for j in range(k):
                 idx = respond(opts, price[si, j], self.dt_h)
-                points[si, j] += sum(opts[d].x[rows, idx[d]] for d in opts)
+                for d in opts:
+                    self._point_x[d][:, j] = opts[d].x[rows, idx[d]]
+                points[si, j] += sum(self._point_x[d][:, j] for d in opts)
+                self.points_q_kvar[si, j] += self._point_x["hvac"][:, j] * tan_phi[si]
             self._options = opts
         self._band = (price[:, 0], price[:, -1])
         self.records["lmin_kw"][:, slot] = points[:, -1]
@@ -375,15 +384,51 @@ class HEMSFleet:
             price_arr = self._band[0]
         else:
             price_arr = self._prices("price", price)
+        si = self.smart_idx
+        x = None
+        if len(si):
+            opts = self._options if self._options is not None else self._smart_options(slot)
+            base = self.base_kw(slot)
+            x, _ = capped_response(opts, price_arr[si], base[si], cap[si], self.dt_h)
+            x = {d: v.copy() for d, v in x.items()}
+        return self._run_slot(slot, cap, price_arr, x)
+
+    def dispatch_bid(self, slot: int, lam: np.ndarray | float) -> np.ndarray:
+        """Run ``slot`` at the bid of ``compute_points``: each smart home runs every appliance
+        at its powers of the bid's points walked to ``lam`` (one per home, or one for all;
+        ``sim.protocol.dispatch_cap``), so its import and its reactive power are exactly the
+        bid's own at ``lam``. Each point keeps comfort and the appliances' limits, and so does
+        a mix of two neighbouring points (the models are linear in power, the limits convex).
+        Returns the actual import (kW); the cap recorded is that import."""
+        self._check_slot(slot)
+        if self._band is None or self._options is None:
+            raise HEMSStateError("dispatch_bid needs compute_points for the slot first")
+        lam_h = np.broadcast_to(np.asarray(lam, dtype=float), (self.n_homes,))
+        if np.any(np.isnan(lam_h[self.smart_idx])):
+            raise HEMSConfigError("lam", "must not be NaN for a smart home")
+        si = self.smart_idx
+        cap = np.full(self.n_homes, np.inf)
+        x = None
+        if len(si):
+            x = {d: dispatch_cap(lam_h[si], v) for d, v in self._point_x.items()}
+            cap[si] = self.base_kw(slot)[si] + sum(x.values())
+        return self._run_slot(slot, cap, self._band[0], x)
+
+    def _run_slot(
+        self,
+        slot: int,
+        cap: np.ndarray,
+        price_arr: np.ndarray,
+        x: dict[str, np.ndarray] | None,
+    ) -> np.ndarray:
+        """Advance every home one slot with the smart homes' appliance powers ``x`` (kW):
+        trim them to ``cap`` where comfort cannot be kept below it, step the states, record."""
         rec = self.records
         base = self.base_kw(slot)
         imp = base.copy()
         viol_c = np.zeros(self.n_homes)
         si = self.smart_idx
         if len(si):
-            opts = self._options if self._options is not None else self._smart_options(slot)
-            x, _ = capped_response(opts, price_arr[si], base[si], cap[si], self.dt_h)
-            x = {d: v.copy() for d, v in x.items()}
             # cap below the smallest comfort-keeping import: undo PV curtailment, then shed
             # WH, then HVAC
             excess = base[si] + sum(x.values()) - cap[si]

@@ -16,12 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from grid_models import PowerFlowError
+from sim.chain.bids import BidError, decode_ladder, encode_ladder, ladder_is_consistent
 from sim.chain.private import DSOClient, GroupAggregate, HomeClient, Status
 from sim.chain.units import kw_to_w, lambda_as_posted, w_to_kw
+from sim.constants import (
+    DEFAULT_MARKET_MODE,
+    HOME_CONNECTION_KW,
+    MARKET_MODES,
+    VOLL_USD_PER_KWH,
+)
 from sim.dso import DSO, DSOError
 from sim.dso.forecast import DSOForecaster
 from sim.hems import HEMSFleet
-from sim.protocol import dispatch_cap
+from sim.protocol import GROUP_BID_POINTS, bid_prices, dispatch_cap
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,33 @@ class RevealedBid:
 
     points_w: tuple[int, ...]
     contributors: int
+    q_points_var: tuple[int, ...] | None = None  # reactive demand at each point (group mode)
 
     @classmethod
-    def from_aggregate(cls, aggregate: GroupAggregate) -> RevealedBid:
-        """The contract's two sums ([Lmin, Lmax]) of a group."""
-        return cls((aggregate.upper_w, aggregate.lower_w), aggregate.contributors)
+    def from_aggregate(cls, aggregate: GroupAggregate, mode: str) -> RevealedBid:
+        """The contract's two sums of a group: [Lmin, Lmax] in the paper's mode, the packed
+        four-point bid with its reactive power in the group mode (``sim.chain.bids``).
+        Raises BidError when the sums are not what such bids add up to (a garbage word)."""
+        if mode == "paper":
+            return cls((aggregate.upper_w, aggregate.lower_w), aggregate.contributors)
+        lower, upper = aggregate.lower_w, aggregate.upper_w
+        if not ladder_is_consistent(lower, upper, GROUP_BID_POINTS):
+            raise BidError("the group's sums do not decode to four-point bids")
+        points, q = decode_ladder(lower, upper, GROUP_BID_POINTS)
+        return cls(points, aggregate.contributors, q)
+
+    def implausible(self) -> str | None:
+        """Why these sums cannot be what honest homes bid, or None: the points must not rise
+        with the price, and no point may exceed what the contributors' connections carry."""
+        points = np.asarray(self.points_w, dtype=float)
+        if np.any(np.diff(points) > 0):
+            return "demand rises with the price"
+        limit_w = self.contributors * HOME_CONNECTION_KW * 1000.0
+        if np.any(np.abs(points) > limit_w):
+            return f"a point beyond {self.contributors} x {HOME_CONNECTION_KW:.0f} kW"
+        if self.q_points_var is not None and np.any(np.abs(self.q_points_var) > limit_w):
+            return f"reactive power beyond {self.contributors} x {HOME_CONNECTION_KW:.0f} kvar"
+        return None
 
 
 class DSOAgent:
@@ -47,7 +76,7 @@ class DSOAgent:
         client: DSOClient | None,
         forecaster: DSOForecaster,
         energy_price: list[float],
-        mode: str = "single",
+        mode: str = DEFAULT_MARKET_MODE,
         slot_h: float = 0.25,
     ) -> None:
         self.dso = dso
@@ -55,17 +84,23 @@ class DSOAgent:
         self.client = client
         self.forecaster = forecaster
         self.energy_price = energy_price  # $/kWh per slot of the run
-        self.mode = mode
+        if mode not in MARKET_MODES:
+            raise DSOError(f"unknown market mode {mode!r}; modes: {', '.join(MARKET_MODES)}")
+        self.mode = mode  # the market's (scenario dso.mode)
+        self.clearing = "single" if mode == "paper" else "group"  # stage 2's
         self.group_ids = [int(g) for g in dso.group_ids]
-        self.q_model = "load"
+        # the DSO's model of the homes' reactive power: their bids' own (group mode), or its
+        # forecast of their load's (q = tan phi * household load, corrected by the meter)
+        self.q_model = "bid" if mode == "group" else "load"
         self.stage1 = None
         self.stage2 = None
         self.aggregates: dict[int, object] = {}
+        self.implausible: dict[int, str] = {}  # group: why its sums were not used this round
+        self._last_lam: dict[int, float] = {}
 
-    def plan_bands(self, round_: int, slot: int) -> dict[int, tuple[float, ...]]:
-        """Stage 1 on the DSO's forecast: every group's price ladder ($/kWh, rising), the
-        prices at which its homes bid (two, the band ``(p_low, p_high)``, in the paper's
-        design).
+    def plan_bands(self, round_: int, slot: int) -> dict[int, tuple[float, float]]:
+        """Stage 1 on the DSO's forecast: every group's band ``(p_low, p_high)`` ($/kWh); its
+        homes bid at the prices ``sim.protocol.bid_prices`` makes of it.
 
         When the last dispatch is so far outside the limits that the OPF linearized there
         has no solution, the DSO falls back to its load-research forecast for the HEMS homes
@@ -83,7 +118,7 @@ class DSOAgent:
             self.stage1 = self.dso.stage1(forecast, price, q_kvar, slot=slot)
         self.ladders = self.ladder(self.stage1.p_low, self.stage1.p_high)
         return {
-            group: tuple(float(p) for p in self.ladders[g])
+            group: (float(self.stage1.p_low[g]), float(self.stage1.p_high[g]))
             for g, group in enumerate(self.group_ids)
         }
 
@@ -103,49 +138,94 @@ class DSOAgent:
             )
 
     def ladder(self, p_low: np.ndarray, p_high: np.ndarray) -> np.ndarray:
-        """The price ladder (G, K) of every group from stage 1's band: the band itself."""
-        return np.stack([p_low, p_high], axis=1)
+        """The prices (G, K, $/kWh, rising) at which every group's homes bid."""
+        return bid_prices(p_low, p_high, self.mode, self.dso.voll)
 
     def post_prices(self, round_: int, slot: int, deadline: int) -> None:
         """Stage 1, then one price band per group on chain (one batch)."""
         self.client.open_rounds(round_, self.plan_bands(round_, slot), deadline)
 
-    def read_aggregates(self, round_: int) -> dict[int, RevealedBid | None]:
-        """Every group's unmasked sums from the chain; None for a group that revealed none."""
+    def read_aggregates(self, round_: int) -> dict[int, RevealedBid | str | None]:
+        """Every group's unmasked sums from the chain; None for a group that revealed none,
+        the reason for sums that do not decode (see `decide`)."""
         statuses = self.client.contract.statuses(round_, self.group_ids)  # one request
-        return {
-            group: RevealedBid.from_aggregate(self.client.read_aggregate(round_, group))
-            if statuses[group] == Status.COMPLETE
-            else None
-            for group in self.group_ids
-        }
+        out: dict[int, RevealedBid | str | None] = {}
+        for group in self.group_ids:
+            out[group] = None
+            if statuses[group] == Status.COMPLETE:
+                aggregate = self.client.read_aggregate(round_, group)
+                try:
+                    out[group] = RevealedBid.from_aggregate(aggregate, self.mode)
+                except BidError as exc:
+                    out[group] = str(exc)
+        return out
+
+    def screen(
+        self, aggregates: dict[int, RevealedBid | str | None]
+    ) -> dict[int, RevealedBid | None]:
+        """The revealed sums the DSO dispatches on: an implausible group's (a poisoned word, a
+        lie beyond what its homes can do) is dropped and recorded in `implausible` by group,
+        and the group is planned like one that revealed nothing."""
+        self.implausible = {}
+        kept: dict[int, RevealedBid | None] = {}
+        for group, aggregate in aggregates.items():
+            reason = aggregate if isinstance(aggregate, str) else None
+            if isinstance(aggregate, RevealedBid):
+                reason = aggregate.implausible()
+            if reason is not None:
+                self.implausible[group] = reason
+            kept[group] = None if reason is not None else aggregate
+        return kept
 
     def decide(
         self, round_: int, slot: int, aggregates: dict[int, RevealedBid | None]
     ) -> dict[int, float]:
-        """Stage 2 on the revealed group sums; returns each group's lambda to post."""
+        """Stage 2 on the revealed group sums; returns each group's lambda to post.
+
+        A group without usable sums (too few submitted, or `screen` refused them) is planned
+        as inflexible at the forecast, and its homes get the lambda they had in the last round
+        (the dispatch that forecast follows; 0.5 at first)."""
+        aggregates = self.screen(aggregates)
         n_points = self.ladders.shape[1]
         points = np.zeros((len(self.group_ids), n_points))
+        q_points = np.zeros_like(points)
+        with_q = True
         fallback = self.forecaster.group_kw(slot)
         self.aggregates = aggregates
         for g, group in enumerate(self.group_ids):
             aggregate = aggregates[group]
             if aggregate is not None:
                 points[g] = [w_to_kw(w) for w in aggregate.points_w]
+                if aggregate.q_points_var is None:
+                    with_q = False
+                else:
+                    q_points[g] = [w_to_kw(v) for v in aggregate.q_points_var]
             else:
                 # A failed group revealed nothing: plan it as inflexible at the forecast.
                 points[g] = fallback[g]
+                q_points[g] = self.dso.tan_forecast * max(fallback[g], 0.0)
         all_q, ordinary_q = self._q_kvar(slot), self._q_kvar(slot, hems=False)
+        if with_q and self.q_model == "bid":
+            hems_q = self.forecaster.hems_per_site * self.forecaster.q_bias_kvar_per_home
+        else:
+            q_points = None
+            hems_q = None if all_q is None else all_q - ordinary_q
         self.stage2 = self.dso.stage2_points(
             points,
             self.ladders,
             self.forecaster.ordinary_kw(slot),
             ordinary_q,
-            mode=self.mode,
+            mode=self.clearing,
             slot=slot,
-            hems_q_kvar=None if all_q is None else all_q - ordinary_q,
+            hems_q_kvar=hems_q,
+            q_points_kvar=q_points,
         )
         lam = {group: float(self.stage2.lam_group[g]) for g, group in enumerate(self.group_ids)}
+        for group in self.group_ids:
+            if aggregates[group] is None and self.clearing == "group":
+                lam[group] = self._last_lam.get(group, 0.5)
+                self.stage2.lam_group[self.group_ids.index(group)] = lam[group]
+        self._last_lam = dict(lam)
         posted = np.array([lambda_as_posted(lam[group]) for group in self.group_ids])
         # the group totals the homes dispatch at the lambda they read back from the chain
         self.forecaster.observe_dispatch(dispatch_cap(posted, points))
@@ -156,7 +236,7 @@ class DSOAgent:
     def clear(self, round_: int, slot: int) -> dict[int, float]:
         """Read the group sums, solve stage 2, post lambda; returns each group's lambda."""
         lam = self.decide(round_, slot, self.read_aggregates(round_))
-        if self.mode == "single":  # the seed paper's one lambda for the round
+        if self.mode == "paper":  # the seed paper's one lambda for the round
             self.client.post_lambda(round_, float(self.stage2.lam))
         else:
             self.client.post_lambdas(round_, lam)
@@ -179,9 +259,13 @@ class HomesAgent:
         slot_offset: int,
         dropout_probability: float = 0.0,
         seed: int = 0,
+        mode: str = DEFAULT_MARKET_MODE,
+        voll_usd_per_kwh: float = VOLL_USD_PER_KWH,
     ) -> None:
         self.fleet = fleet
         self.clients = clients
+        self.mode = mode  # the market's: which prices the homes bid at, how bids are packed
+        self.voll_usd_per_kwh = voll_usd_per_kwh
         # every HEMS home by group: a shard models the whole fleet, so it reads every group's
         # public band, not only its own homes'
         self.groups = {int(g): [int(h) for h in members] for g, members in groups.items()}
@@ -202,16 +286,18 @@ class HomesAgent:
         self.q_kvar = np.zeros(fleet.n_homes)
         self.lam = float("nan")
 
-    def respond(self, round_: int, bands: dict[int, tuple[float, ...]]) -> None:
-        """Every home's bid (kW at each price of its group's ladder, $/kWh, rising; the band
-        ``(p_low, p_high)`` gives ``[Lmin, Lmax]``), and who drops out."""
+    def respond(self, round_: int, bands: dict[int, tuple[float, float]]) -> None:
+        """Every home's bid from its group's band ``(p_low, p_high)`` ($/kWh): kW (and kvar)
+        at each price of ``sim.protocol.bid_prices``, highest demand first, so ``[Lmin,
+        Lmax]`` are the last and the first point; and who drops out."""
         slot = round_ + self.slot_offset
-        n_points = len(next(iter(bands.values())))
-        ladder = np.zeros((self.fleet.n_homes, n_points))
+        band = np.zeros((self.fleet.n_homes, 2))
         for group, members in self.groups.items():
-            ladder[members] = bands[group]
-        self.p_low, self.p_high = ladder[:, 0], ladder[:, -1]
+            band[members] = bands[group]
+        self.p_low, self.p_high = band[:, 0], band[:, 1]
+        ladder = bid_prices(self.p_low, self.p_high, self.mode, self.voll_usd_per_kwh)
         self.points_kw = self.fleet.compute_points(slot, ladder)
+        self.points_q_kvar = self.fleet.points_q_kvar
         self.lmin_kw, self.lmax_kw = self.points_kw[:, -1], self.points_kw[:, 0]
         # Drawn for the whole fleet, so that every shard draws the same dropouts.
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
@@ -223,12 +309,25 @@ class HomesAgent:
         """Read each home's band, compute [Lmin, Lmax] and submit the masked bounds."""
         bands = self._contract.price_bands(round_, list(self.groups))  # public; one request
         self.respond(round_, {g: (b.p_low, b.p_high) for g, b in bands.items()})
-        lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
         senders = [i for i in self.clients if self.submitted[i]]
-        if senders:  # one batch: a few blocks per slot, not one round trip per home
-            self._contract.chain.transact_many(
-                [self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders]
-            )
+        if not senders:
+            return
+        if self.mode == "paper":
+            lower_w, upper_w = kw_to_w(self.lmin_kw), kw_to_w(self.lmax_kw)
+            requests = [
+                self.clients[i].range_request(round_, lower_w[i], upper_w[i]) for i in senders
+            ]
+        else:
+            requests = [
+                self.clients[i].words_request(round_, *encode_ladder(*self.bid_w(i)))
+                for i in senders
+            ]
+        # one batch: a few blocks per slot, not one round trip per home
+        self._contract.chain.transact_many(requests)
+
+    def bid_w(self, home: int) -> tuple[list[int], list[int]]:
+        """A home's bid as it goes on chain: integer W at each point and var at each point."""
+        return kw_to_w(self.points_kw[home]), kw_to_w(self.points_q_kvar[home])
 
     def recover(self, round_: int) -> int:
         """Send the recovery words of this agent's survivors (self-mask removed, masks with
@@ -247,15 +346,21 @@ class HomesAgent:
 
     def apply(self, round_: int, lam: float | dict[int, float]) -> None:
         """Cap every HEMS home at its bid walked to its group's lambda (one for every group,
-        or one per group; ``sim.protocol.dispatch_cap``) and run the slot."""
+        or one per group; ``sim.protocol.dispatch_cap``) and run the slot: in the paper's mode
+        each home runs as it likes below its cap, in the group mode it runs its bid's own
+        appliance mix at lambda (``HEMSFleet.dispatch_bid``)."""
         slot = round_ + self.slot_offset
         per_home = np.zeros(self.fleet.n_homes)
         for group, members in self.groups.items():
             per_home[members] = lam[group] if isinstance(lam, dict) else lam
         self.lam = lam
-        cap = dispatch_cap(per_home if isinstance(lam, dict) else lam, self.points_kw)
+        walked = per_home if isinstance(lam, dict) else lam
+        cap = dispatch_cap(walked, self.points_kw)
         self.cap_kw = np.where(self.fleet.smart, cap, np.inf)
-        self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
+        if self.mode == "paper":  # the paper's homes run as they like below their cap
+            self.import_kw = self.fleet.dispatch(slot, self.cap_kw)
+        else:  # the group mode's homes run the bid's own mix at lambda (P and Q as bid)
+            self.import_kw = self.fleet.dispatch_bid(slot, walked)
         self.q_kvar = self.fleet.last_q_kvar
 
     def dispatch(self, round_: int) -> None:

@@ -105,6 +105,7 @@ def homes_agent(
         t.first_slot,
         scenario.chain.dropout_probability,
         scenario.homes.seed,
+        scenario.dso.mode,
     )
     agent.warm_up(np.asarray(day_prices(scenario)[: t.first_slot]))
     return agent

@@ -23,6 +23,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from sim.chain.artifacts import load_artifact
+from sim.chain.bids import decode_ladder
 from sim.chain.keys import MarketKeys
 from sim.chain.masking import (
     DSO_TAG,
@@ -37,6 +38,7 @@ from sim.chain.masking import (
     shared_key,
 )
 from sim.privacy.observers import ChainReader, _Decoder, _mapping_slot, _storage_slot
+from sim.protocol import GROUP_BID_POINTS
 from sim.scenario import SCENARIOS_DIR
 
 SEED_SPAN = 50  # seeds tried on each side of the scenario's homes.seed
@@ -149,6 +151,14 @@ def _truth_w(results_dir: Path) -> tuple[dict[int, set[tuple[int, int]]], dict]:
     return per_round, sums
 
 
+def _bounds(words: tuple[int, int], mode: str) -> tuple[int, int]:
+    """(Lmin, Lmax) in W from two unmasked words of the run's bid format."""
+    if mode == "paper":
+        return words
+    points, _ = decode_ladder(words[0], words[1], GROUP_BID_POINTS)
+    return points[-1], points[0]
+
+
 def _close(guess: tuple[int, int], truth: tuple[int, int], tolerance_w: int) -> bool:
     return all(abs(g - t) <= tolerance_w for g, t in zip(guess, truth, strict=True))
 
@@ -164,6 +174,7 @@ def derivation_attack(
     results_dir = Path(results_dir)
     scenario = yaml.safe_load((results_dir / "scenario.yaml").read_text())
     seed = int(scenario["homes"]["seed"])
+    mode = (scenario.get("dso") or {}).get("mode", "paper")  # runs before the group mode: paper
     seeds = (
         list(seeds) if seeds is not None else list(range(seed - SEED_SPAN, seed + SEED_SPAN + 1))
     )
@@ -212,7 +223,8 @@ def derivation_attack(
                 pair = prf_mask(shared_key(secret, peer, ctx, PAIR_TAG), round_, f)
                 mask += pair if j > index else -pair
             guess.append(decode_watts(word - mask))
-        unmasked += any(_close(tuple(guess), t, 0) for t in truth_homes.get(round_, ()))
+        bounds = _bounds(tuple(guess), mode)
+        unmasked += any(_close(bounds, t, 0) for t in truth_homes.get(round_, ()))
     sums_unmasked = 0
     for (round_, group), words in view.sums.items():
         key = dso_key.get(view.round_dso_key[(round_, group)])
@@ -229,7 +241,7 @@ def derivation_attack(
             for f, word in zip(FIELDS, words, strict=True)
         )
         # the groups.csv sums are in kW with the DSO's rounding; 1 W per member
-        sums_unmasked += _close(guess, truth_sums[(round_, group)], len(members))
+        sums_unmasked += _close(_bounds(guess, mode), truth_sums[(round_, group)], len(members))
     return OutsiderResult(
         seeds_tried=tried,
         accounts_matched=accounts,

@@ -26,6 +26,7 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
                 "p_low_usd_per_kwh": float(s1.p_low[g]),
                 "p_high_usd_per_kwh": float(s1.p_high[g]),
                 "revealed": aggregate is not None,
+                "implausible": group in agent.implausible,
                 "contributors": 0 if aggregate is None else aggregate.contributors,
                 "lmin_kw": float(agent.group_lmin_kw[g]),
                 "lmax_kw": float(agent.group_lmax_kw[g]),

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from sim.constants import VOLL_USD_PER_KWH
 from sim.errors import BlockhemsError
 from sim.results.limits import limit_summary, verdict
 from sim.scenario import Scenario, dump_scenario
@@ -90,6 +91,30 @@ def run_keys(out_dir: str | Path) -> str:
     return KEYS_DETERMINISTIC if deterministic else KEYS_RANDOM
 
 
+def stability(groups: pd.DataFrame, cap_usd_per_kwh: float = VOLL_USD_PER_KWH) -> dict:
+    """How much the market moves from slot to slot: the mean absolute change of each group's
+    band edges ($/kWh) and lambda between consecutive rounds (averaged over groups), and the
+    group-rounds whose band touched the price cap (+-VOLL: stage 1 priced shedding)."""
+    if groups.empty:
+        return {}
+    ordered = groups.sort_values(["group", "round"])
+    by_group = ordered.groupby("group")
+
+    def mean_step(column: str) -> float:
+        steps = by_group[column].diff().abs()
+        return float(steps.groupby(ordered.group).mean().mean())
+
+    at_cap = (ordered.p_high_usd_per_kwh >= cap_usd_per_kwh - 1e-9) | (
+        ordered.p_low_usd_per_kwh <= -cap_usd_per_kwh + 1e-9
+    )
+    return {
+        "band_low_step_mean_usd_per_kwh": mean_step("p_low_usd_per_kwh"),
+        "band_high_step_mean_usd_per_kwh": mean_step("p_high_usd_per_kwh"),
+        "lambda_step_mean": mean_step("lambda_group"),
+        "group_rounds_at_price_cap": int(at_cap.sum()),
+    }
+
+
 def summarize(
     out_dir: str | Path, v_band: tuple[float, float], slot_h: float, rating_factor: float = 1.0
 ) -> dict:
@@ -112,6 +137,10 @@ def summarize(
     shifted = (smart.lmax_kw - smart.cap_kw).clip(lower=0) * slot_h
     out["energy_shifted_kwh"] = float(shifted.sum())
     out["comfort_violations"] = int((homes.comfort_violation_c > 1e-6).sum())
+    groups = tables["groups"]
+    out.update(stability(groups))
+    refused = groups["implausible"].astype(bool) if "implausible" in groups else None
+    out["implausible_group_rounds"] = 0 if refused is None else int(refused.sum())
     per_slot = tx.dropna(subset=["round"]).groupby("round").gas_used.sum() if len(tx) else tx
     out["gas_per_slot_mean"] = float(per_slot.mean()) if len(per_slot) else 0.0
     out["transactions"] = int(len(tx))
