@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
+# Only light imports here: a Ctrl-C while the heavy modules load must reach main()'s handler.
 from sim.errors import BlockhemsError
-from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
-from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
+
+
+class _Terminated(BaseException):
+    """SIGTERM: ends the run like Ctrl-C (its finally blocks stop the child processes)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.cosim.world import run_scenario
-    from sim.results.plots import plot_results
-    from sim.results.writer import summarize
-    from sim.scenario import load_scenario, override
+    from sim.scenario import load_scenario, override, plan_run, prepare_output_dir
 
     scenario = load_scenario(args.scenario)
     changes = {
@@ -33,7 +38,14 @@ def _run(args: argparse.Namespace) -> int:
     if changes:
         shown = ", ".join(f"{k}={v}" for k, v in changes.items())
         scenario = override(scenario, changes, f"command-line options ({shown})")
-    out_dir = Path(args.output or f"results/{scenario.name}")
+    plan_run(scenario)  # the checks of validate, before the heavy set-up
+    out_dir = prepare_output_dir(args.output or f"results/{scenario.name}")
+    if scenario.chain.backend == "hardhat":
+        from sim.chain.node import node_unavailable_reason
+
+        reason = node_unavailable_reason()
+        if reason:
+            raise BlockhemsError(f"chain.backend hardhat: {reason}", key="chain.backend")
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
     if scenario.chain.debug_deterministic_keys:
         print(
@@ -41,6 +53,10 @@ def _run(args: argparse.Namespace) -> int:
             "the scenario name and homes.seed; this run's submissions are not private",
             file=sys.stderr,
         )
+    from sim.cosim.world import run_scenario
+    from sim.results.plots import plot_results
+    from sim.results.writer import summarize
+
     outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
     used = outcome.parts.scenario
     summary = summarize(
@@ -108,13 +124,15 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sim.scenario import build_scenario_feeder, load_scenario
+    from sim.scenario import load_scenario, plan_run
 
     scenario = load_scenario(args.scenario)
-    feeder = build_scenario_feeder(scenario)
+    plan = plan_run(scenario)  # what run checks before its heavy set-up
+    feeder = plan.feeder
     print(
         f"scenario {scenario.name}: valid; feeder {feeder.name} with {feeder.n_homes} homes in "
-        f"{len(feeder.zones)} zones; {scenario.time.n_slots} slots of {scenario.time.slot_s} s"
+        f"{len(feeder.zones)} zones, {len(plan.groups)} aggregation groups; "
+        f"{scenario.time.n_slots} slots of {scenario.time.slot_s} s"
     )
     return 0
 
@@ -187,6 +205,9 @@ def _privacy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
+    from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
+
     parser = argparse.ArgumentParser(prog="blockhems", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario (default: scenarios/default.yaml)")
@@ -261,17 +282,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        previous = None
+    try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
         print(
             "blockhems: interrupted; finished slots are kept in the results folder", file=sys.stderr
         )
         return 130
+    except _Terminated:
+        print(
+            "blockhems: terminated (SIGTERM); finished slots are kept in the results folder",
+            file=sys.stderr,
+        )
+        return 143
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
-        print(f"blockhems: {exc}", file=sys.stderr)
+        print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
