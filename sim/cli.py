@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
@@ -57,7 +58,19 @@ def _run(args: argparse.Namespace) -> int:
     from sim.results.plots import plot_results
     from sim.results.writer import summarize
 
-    outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+    try:
+        outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+    except BlockhemsError as exc:  # the run stopped midway: say what it kept
+        from sim.results.writer import finished_slots
+
+        if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
+            raise
+        try:
+            kept = len(finished_slots(out_dir))
+        except Exception:  # no table yet
+            kept = 0
+        exc.args = (f"{exc.args[0] if exc.args else exc}; {kept} finished slots kept in {out_dir}",)
+        raise
     used = outcome.parts.scenario
     summary = summarize(
         out_dir,
@@ -301,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 143
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # mosaik's tasks left pending
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:

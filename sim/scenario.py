@@ -185,6 +185,13 @@ class ChainSpec(_Strict):
         "JSON-RPC node at url",
     )
     url: str | None = None
+    rpc_timeout_s: Num = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="longest wait for one answer of a JSON-RPC node (hardhat, rpc, revm with "
+        "shards); a node that does not answer in time stops the run",
+    )
     block_time_s: Int = Field(default=DEFAULT_BLOCK_TIME_S, ge=1, le=DAY_S)
     deadline_s: Int = Field(
         default=DEFAULT_DEADLINE_S, ge=1, le=DAY_S, description="submission window after prices (s)"
@@ -723,8 +730,9 @@ def plan_run(scenario: Scenario) -> RunPlan:
 
 def prepare_output_dir(out_dir: str | Path) -> Path:
     """Create the results folder (if needed) and check it can be written, before any heavy
-    set-up; remove an earlier run's summary and plots from it (its tables are replaced as the
-    new run writes them). A folder that cannot be used is one OutputDirError line."""
+    set-up; remove an earlier run's tables, summary and plots from it, so that a run that
+    stops early never leaves them beside its own. A folder that cannot be used is one
+    OutputDirError line."""
     out = Path(out_dir)
     shown = str(out)
     for parent in reversed(out.parents):  # the first existing ancestor that is not a folder
@@ -748,7 +756,11 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
         raise OutputDirError(
             f"results folder {shown} is not writable: {exc.strerror}", key="output"
         ) from None
-    for name in RUN_SUMMARY_FILES:
+    from sim.results.writer import TABLES
+
+    stale = [*RUN_SUMMARY_FILES, "scenario.yaml"]
+    stale += [f"{table}.{ext}" for table in TABLES for ext in ("csv", "parquet")]
+    for name in stale:
         try:
             (out / name).unlink(missing_ok=True)
         except OSError as exc:

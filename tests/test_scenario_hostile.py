@@ -217,7 +217,7 @@ def test_output_not_writable(tmp_path: Path) -> None:
 
 
 def test_earlier_summary_and_plots_are_removed(tmp_path: Path) -> None:
-    for name in ("summary.json", "dispatch.png", "notes.txt"):
+    for name in ("summary.json", "dispatch.png", "slots.csv", "scenario.yaml", "notes.txt"):
         (tmp_path / name).write_text("old")
     prepare_output_dir(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

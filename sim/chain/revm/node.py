@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=_port, default=8545, help="TCP port (default 8545)")
     args = parser.parse_args(argv)
+    if argv is None:  # as a program (RevmNode): end with the run that started it
+        from sim.cosim.child import guard_child
+
+        guard_child()
     logging.basicConfig(level=logging.WARNING, format="revm-node: %(levelname)s %(message)s")
     try:
         server = RevmRpcServer(args.port)
