@@ -3,16 +3,29 @@ privacy measurement (occupancy-inference attack on both contracts)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
+# Only the lightest imports here (argparse, json, logging and the rest load inside main()):
+# a Ctrl-C in the first moments must already reach main()'s handler, not print a traceback.
 import signal
 import sys
-import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-# Only light imports here: a Ctrl-C while the heavy modules load must reach main()'s handler.
-from sim.errors import BlockhemsError
+
+def _early_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C before main() runs (the console script still importing): quietly exit 130."""
+    sys.stderr.write("blockhems: interrupted\n")
+    sys.exit(130)
+
+
+# As the `blockhems` program: from here on a Ctrl-C is one line (main() takes over); imported
+# as a module (tests), SIGINT stays as it was.
+_AS_PROGRAM = sys.argv and sys.argv[0].rsplit("/", 1)[-1] == "blockhems"
+if _AS_PROGRAM:
+    signal.signal(signal.SIGINT, _early_interrupt)
+
+from sim.errors import BlockhemsError  # noqa: E402
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class _Terminated(BaseException):
@@ -24,6 +37,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import json
+
     from sim.scenario import load_scenario, override, plan_run, prepare_output_dir
 
     scenario = load_scenario(args.scenario)
@@ -151,6 +166,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     from sim.chain.connection import connect
     from sim.chain.demo import run_protocol_demo, write_demo
 
@@ -170,6 +188,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _privacy(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     from sim.privacy.experiment import run_privacy, write_report
     from sim.scenario import load_scenario
 
@@ -218,6 +239,8 @@ def _privacy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
     from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
 
@@ -295,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is _early_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: leave SIGTERM as it is
@@ -314,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 143
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
+        import logging
+
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # mosaik's tasks left pending
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

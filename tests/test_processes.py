@@ -218,3 +218,32 @@ def test_frozen_node_times_out_in_bounded_time() -> None:
     assert frozen_s < 3.0
     with pytest.raises(NodeUnreachable, match=rf"the JSON-RPC node at {node.url} is gone"):
         chain.now()  # stopped now: refused at once
+
+
+@pytest.mark.parametrize(
+    ("sig", "delay_s", "code"), [("SIGINT", 0.3, 130), ("SIGINT", 2.5, 130), ("SIGTERM", 2.5, 143)]
+)
+def test_interrupt_in_the_first_seconds_is_one_line(
+    tmp_path: Path, sig: str, delay_s: float, code: int
+) -> None:
+    """Ctrl-C (or SIGTERM) while the program still loads its modules or builds the run: one
+    line and exit 130 (143), no KeyboardInterrupt traceback; stopped within 2 s."""
+    program = Path(sys.executable).with_name("blockhems")
+    run = subprocess.Popen(
+        [str(program), "run", str(SCENARIOS_DIR / "quick.yaml"), "-q", "-o", str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job ignores SIGINT, and Python then keeps it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(delay_s)
+    run.send_signal(getattr(signal, sig))
+    start = time.monotonic()
+    _, err = run.communicate(timeout=30)
+    stopped_s = time.monotonic() - start
+    lines = [line for line in err.splitlines() if line.startswith("blockhems: ")]
+    assert run.returncode == code, err[-2000:]
+    assert "Traceback" not in err and len(lines) == 1, err[-2000:]
+    assert stopped_s < 2.0
