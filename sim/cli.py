@@ -7,7 +7,8 @@ from __future__ import annotations
 # a Ctrl-C in the first moments must already reach main()'s handler, not print a traceback.
 import signal
 import sys
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 
 def _early_interrupt(signum: int, frame: object) -> None:
@@ -26,6 +27,7 @@ from sim.errors import BlockhemsError  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
 
 class _Terminated(BaseException):
@@ -34,6 +36,40 @@ class _Terminated(BaseException):
 
 def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
+
+
+@contextmanager
+def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
+    """Collect, as one line each, the failures of simulator processes that mosaik logs (with
+    the process's traceback) instead of raising; the traceback is not shown."""
+    import re
+
+    from loguru import logger
+
+    pattern = re.compile(r"Simulator (\S+) aborted the simulation with error (\w+)\((.*?)\)\.")
+
+    def failure(record: dict) -> bool:
+        return "aborted the simulation" in record["message"]
+
+    def collect(message: Any) -> None:
+        found = pattern.match(" ".join(message.record["message"].split("\n", 1)[0].split()))
+        aborted.append(
+            f"{found[1]}: {found[3]}" if found else message.record["message"].split("\n")[0]
+        )
+
+    try:  # loguru's default stderr handler, which mosaik's messages go to
+        logger.remove(0)
+        shown = logger.add(sys.stderr, level="INFO", filter=lambda r: not failure(r))
+    except ValueError:  # removed already by someone else: leave the handlers as they are
+        shown = None
+    caught = logger.add(collect, level="ERROR", filter=failure)
+    try:
+        yield
+    finally:
+        logger.remove(caught)
+        if shown is not None:
+            logger.remove(shown)
+            logger.add(sys.stderr, level="DEBUG")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,21 +107,38 @@ def _run(args: argparse.Namespace) -> int:
         )
     from sim.cosim.world import run_scenario
     from sim.results.plots import plot_results
-    from sim.results.writer import summarize
+    from sim.results.writer import finished_slots, summarize
 
-    try:
-        outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
-    except BlockhemsError as exc:  # the run stopped midway: say what it kept
-        from sim.results.writer import finished_slots
-
-        if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
-            raise
+    def kept() -> int:
         try:
-            kept = len(finished_slots(out_dir))
+            return len(finished_slots(out_dir))
         except Exception:  # no table yet
-            kept = 0
-        exc.args = (f"{exc.args[0] if exc.args else exc}; {kept} finished slots kept in {out_dir}",)
-        raise
+            return 0
+
+    aborted: list[str] = []  # what a simulator process failed with (mosaik only logs it)
+    with _mosaik_failures(aborted):
+        try:
+            outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+        except BlockhemsError as exc:  # the run stopped midway: say what it kept
+            if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
+                raise
+            first = exc.args[0] if exc.args else exc
+            exc.args = (f"{first}; {kept()} finished slots kept in {out_dir}",)
+            raise
+        except Exception as exc:  # mosaik's own (a simulator process closed its connection)
+            if type(exc).__module__.split(".")[0] != "mosaik":
+                raise
+            text = " ".join(str(exc.args[0] if exc.args else exc).split())
+            raise BlockhemsError(
+                f"{aborted[0] if aborted else text}; {kept()} finished slots kept in {out_dir}"
+            ) from None
+    done = kept()
+    if done < scenario.time.n_slots:  # mosaik ends the run quietly when a process failed
+        why = aborted[0] if aborted else "a simulator stopped"
+        raise BlockhemsError(
+            f"{why}; the run stopped after {done} of {scenario.time.n_slots} slots, kept in "
+            f"{out_dir}"
+        )
     used = outcome.parts.scenario
     summary = summarize(
         out_dir,

@@ -247,3 +247,23 @@ def test_interrupt_in_the_first_seconds_is_one_line(
     assert run.returncode == code, err[-2000:]
     assert "Traceback" not in err and len(lines) == 1, err[-2000:]
     assert stopped_s < 2.0
+
+
+def test_a_simulator_process_failure_is_one_line(capfd: pytest.CaptureFixture[str]) -> None:
+    """mosaik logs a simulator process's exception with its traceback and ends the run
+    quietly; the command line keeps the one line (named process, message with the slot)."""
+    from loguru import logger
+
+    from sim.cli import _mosaik_failures
+
+    aborted: list[str] = []
+    with _mosaik_failures(aborted):
+        logger.error(
+            "Simulator HomesShard-1 aborted the simulation with error NodeUnreachable(the "
+            "hardhat node at http://127.0.0.1:1 is gone (slot 3 of 12, submit)). Further "
+            'information provided:\nTraceback (most recent call last):\n  File "x.py"'
+        )
+    assert aborted == [
+        "HomesShard-1: the hardhat node at http://127.0.0.1:1 is gone (slot 3 of 12, submit)"
+    ]
+    assert "Traceback" not in capfd.readouterr().err
