@@ -700,6 +700,7 @@ def plan_run(scenario: Scenario) -> RunPlan:
     from sim.hems import smart_homes
     from sim.market.setup import aggregation_groups, fleet_config
 
+    fleet_config(scenario, scenario.homes.count or 1)  # the homes' ranges, before the feeder
     feeder = build_scenario_feeder(scenario)
     resolved = resolve_scenario(scenario, feeder)
     dso = resolved.dso
