@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -123,6 +124,8 @@ class _NodeProcess:
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
+            if hasattr(signal, "SIGCONT"):  # a frozen (SIGSTOP) node would not see SIGTERM
+                self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=10)

@@ -297,11 +297,24 @@ class Transport:
             self.rpc("evm_setAutomine", [False])
             try:
                 yield batch
-            finally:
-                try:
-                    self._mine_all(batch)
-                finally:
-                    self.rpc("evm_setAutomine", [True])
+            except NodeUnreachable:  # no clean-up requests to a node that is gone or frozen
+                raise
+            except BaseException:
+                self._finish(batch)
+                raise
+            self._finish(batch)
+
+    def _finish(self, batch: Batch) -> None:
+        """Mine the batch, then auto-mining back on (also when mining failed, unless the node
+        is unreachable)."""
+        try:
+            self._mine_all(batch)
+        except NodeUnreachable:
+            raise
+        except BaseException:
+            self.rpc("evm_setAutomine", [True])
+            raise
+        self.rpc("evm_setAutomine", [True])
 
     def _mine_all(self, batch: Batch) -> None:
         todo = list(batch.hashes)
