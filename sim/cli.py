@@ -30,12 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-class _Terminated(BaseException):
-    """SIGTERM: ends the run like Ctrl-C (its finally blocks stop the child processes)."""
+_terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+    """SIGTERM ends the run like Ctrl-C (its finally blocks stop the child processes)."""
+    _terminated.append(signum)
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -75,7 +76,9 @@ def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from sim.scenario import load_scenario, override, plan_run, prepare_output_dir
+    from sim.market.plan import plan_run
+    from sim.results.folder import prepare_output_dir
+    from sim.scenario import load_scenario, override
 
     scenario = load_scenario(args.scenario)
     changes = {
@@ -205,7 +208,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sim.scenario import load_scenario, plan_run
+    from sim.market.plan import plan_run
+    from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     plan = plan_run(scenario)  # what run checks before its heavy set-up
@@ -370,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_pending_tasks() -> None:
+    """No "Task was destroyed but it is pending!" lines from mosaik's tasks at exit."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     if signal.getsignal(signal.SIGINT) is _early_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -381,20 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
-        print(
-            "blockhems: interrupted; finished slots are kept in the results folder", file=sys.stderr
-        )
-        return 130
-    except _Terminated:
-        print(
-            "blockhems: terminated (SIGTERM); finished slots are kept in the results folder",
-            file=sys.stderr,
-        )
-        return 143
+        _quiet_pending_tasks()
+        how = "terminated (SIGTERM)" if _terminated else "interrupted"
+        print(f"blockhems: {how}; finished slots are kept in the results folder", file=sys.stderr)
+        return 143 if _terminated else 130
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
-        import logging
-
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # mosaik's tasks left pending
+        _quiet_pending_tasks()
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,10 +43,6 @@ class ScenarioError(BlockhemsError, ValueError):
     """A scenario file is missing, unreadable or invalid; the message names the key."""
 
 
-class OutputDirError(BlockhemsError, ValueError):
-    """The results folder cannot be used (a file, below a file, not writable)."""
-
-
 # What a scenario file may be: scenarios are a few kB; these bounds keep every rejection of a
 # hostile file (huge, binary, alias bombs, deep nesting) well under a second.
 MAX_SCENARIO_BYTES = 256 * 1024
@@ -56,9 +50,10 @@ MAX_YAML_DEPTH = 16  # a scenario nests 4 deep (homes.ranges.battery_kw: [lo, hi
 MAX_YAML_NODES = 20_000
 # Substation energy price bounds ($/kWh): the contract holds prices as int64 micro-$/kWh
 # (sim.chain.units, +-9.2e12 $/kWh), and the DLMPs posted add loss, congestion and voltage
-# terms to it; beyond these bounds (twice the highest wholesale price caps) a run only shows
+# terms to it; the DSO prices from a non-negative energy price (sim.dso.DSO refuses a
+# negative one), and above 10 $/kWh (twice the highest wholesale price caps) a run only shows
 # the homes at their minimum (lambda = 0) or is a typo.
-ENERGY_PRICE_MIN_USD_PER_KWH = -1.0
+ENERGY_PRICE_MIN_USD_PER_KWH = 0.0
 ENERGY_PRICE_MAX_USD_PER_KWH = 10.0
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (richardsonpy) takes 32-bit seeds
 WEATHER_YEAR_DAYS = 365  # the TMY3 year the homes' weather and profiles come from
@@ -276,7 +271,8 @@ class DSOSpec(_Strict):
                 at = "" if len(prices) == 1 else f" (hour {hour})"
                 raise ValueError(
                     f"price {price:g} $/kWh{at} is outside [{lo}, {hi}] $/kWh (the contract "
-                    "holds prices as int64 micro-$/kWh; beyond this range a run is meaningless)"
+                    "holds prices as int64 micro-$/kWh; the DSO prices from a non-negative one, "
+                    "and beyond 10 $/kWh a run is meaningless)"
                 )
         return prices
 
@@ -351,11 +347,11 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _message(exc: ValidationError, most: int = 3) -> str:
+def _message(exc: ValidationError, most: int = 3, within: tuple[str, ...] = ()) -> str:
     problems = []
     errors = exc.errors()
     for err in errors[:most]:
-        where = _location(err["loc"])
+        where = _location((*within, *err["loc"]))
         if err["type"] == "extra_forbidden":
             problems.append(f"{where}: unknown key")
         elif err["type"] == "missing":
@@ -424,10 +420,9 @@ def _check_content(scenario: Scenario, source: str) -> None:
     try:
         options = schema.model_validate(feeder.options)
     except ValidationError as exc:
-        key = "feeder.options." + _location(exc.errors()[0]["loc"])
-        message = _message(exc).replace("(top)", "feeder.options")
-        for field in schema.model_fields:  # name the full key
-            message = re.sub(rf"(^|; ){field}:", rf"\1feeder.options.{field}:", message)
+        within = ("feeder", "options")
+        key = _location((*within, *exc.errors()[0]["loc"]))
+        message = _message(exc, within=within)
         raise ScenarioError(f"{source}: {message}", key=key) from None
     least = agg.min_group_size
     for option in ("min_group_size", "max_group_size", "target_group_size"):
@@ -491,8 +486,9 @@ def override(scenario: Scenario, changes: dict[str, Any], source: str = "option"
 _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 
 
-class _Refused(Exception):
-    """A YAML construct a scenario file may not use (line number, reason)."""
+class _Refused(ScenarioError):
+    """A YAML construct a scenario file may not use (line number, reason); raised inside the
+    YAML loader, reported by `load_yaml_text` with the file's name."""
 
     def __init__(self, mark: Any, reason: str) -> None:
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -663,110 +659,3 @@ def resolve_scenario(scenario: Scenario, feeder) -> Scenario:
         }
     )
     return scenario.model_copy(update={"dso": dso})
-
-
-# ------------------------------------------------------------------ before a run's heavy set-up
-
-# What a finished run writes beside its tables (sim.cli, sim.results.plots, sim.privacy): a new
-# run into the same folder removes them first, so that no earlier run's summary or plots stand
-# beside the new run's (maybe partial) tables.
-RUN_SUMMARY_FILES = (
-    "summary.json",
-    "leakage.json",
-    "dispatch.png",
-    "prices.png",
-    "voltages.png",
-    "loading.png",
-    "dlmp.png",
-    "gas.png",
-)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What the cheap parts of a run's set-up found: the feeder, its HEMS groups, the slots."""
-
-    scenario: Scenario  # resolved: the feeder's voltage band filled in
-    feeder: Any  # grid_models.Feeder
-    groups: dict[int, list[int]]
-    n_slots: int
-
-
-def plan_run(scenario: Scenario) -> RunPlan:
-    """Every check of a scenario's content that a run makes, without its heavy parts (fleet
-    profiles and training, the DSO's model, the chain): the feeder and its zones, the homes'
-    configuration, the aggregation groups, the shards. `blockhems validate` and `run` both
-    call it, so validate refuses what run would refuse."""
-    from sim.hems import smart_homes
-    from sim.market.setup import aggregation_groups, fleet_config
-
-    fleet_config(scenario, scenario.homes.count or 1)  # the homes' ranges, before the feeder
-    feeder = build_scenario_feeder(scenario)
-    resolved = resolve_scenario(scenario, feeder)
-    dso = resolved.dso
-    if dso.v_min_pu >= dso.v_max_pu:
-        key = "dso.v_min_pu" if scenario.dso.v_min_pu is not None else "dso.v_max_pu"
-        raise ScenarioError(
-            f"scenario {scenario.name}: {key}: band {dso.v_min_pu:.4f}-{dso.v_max_pu:.4f} pu "
-            f"(with feeder {feeder.name}'s default) is empty",
-            key=key,
-        )
-    if 2 * dso.v_margin_pu >= dso.v_max_pu - dso.v_min_pu:
-        raise ScenarioError(
-            f"scenario {scenario.name}: dso.v_margin_pu: {dso.v_margin_pu} on both sides leaves "
-            f"nothing of the band {dso.v_min_pu:.4f}-{dso.v_max_pu:.4f} pu",
-            key="dso.v_margin_pu",
-        )
-    config = fleet_config(resolved, feeder.n_homes)
-    groups = aggregation_groups(feeder, smart_homes(config), scenario.aggregation.min_group_size)
-    shards = scenario.homes.shards
-    if shards > len(groups):
-        raise ScenarioError(
-            f"scenario {scenario.name}: homes.shards = {shards} exceeds the {len(groups)} "
-            "aggregation groups (a shard holds whole groups): lower homes.shards",
-            key="homes.shards",
-        )
-    return RunPlan(resolved, feeder, groups, scenario.time.n_slots)
-
-
-def prepare_output_dir(out_dir: str | Path) -> Path:
-    """Create the results folder (if needed) and check it can be written, before any heavy
-    set-up; remove an earlier run's tables, summary and plots from it, so that a run that
-    stops early never leaves them beside its own. A folder that cannot be used is one
-    OutputDirError line."""
-    out = Path(out_dir)
-    shown = str(out)
-    for parent in reversed(out.parents):  # the first existing ancestor that is not a folder
-        if parent.exists() and not parent.is_dir():
-            raise OutputDirError(
-                f"results folder {shown}: {parent} is a file, not a folder", key="output"
-            )
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"results folder {shown} is a file, not a folder", key="output")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputDirError(
-            f"results folder {shown} cannot be created: {exc.strerror}", key="output"
-        ) from None
-    probe = out / f".blockhems-write-check-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputDirError(
-            f"results folder {shown} is not writable: {exc.strerror}", key="output"
-        ) from None
-    from sim.results.writer import TABLES
-
-    stale = [*RUN_SUMMARY_FILES, "scenario.yaml"]
-    stale += [f"{table}.{ext}" for table in TABLES for ext in ("csv", "parquet")]
-    for name in stale:
-        try:
-            (out / name).unlink(missing_ok=True)
-        except OSError as exc:
-            raise OutputDirError(
-                f"results folder {shown}: cannot remove the earlier run's {name}: {exc.strerror}",
-                key="output",
-            ) from None
-    return out

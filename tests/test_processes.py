@@ -19,7 +19,7 @@ import yaml
 from sim.chain.connection import connect
 from sim.chain.node import RevmNode
 from sim.chain.transport import NodeUnreachable
-from sim.cosim.child import START_TIMEOUT_S, child_sim_config
+from sim.children import START_TIMEOUT_S, child_sim_config
 from sim.cosim.world import SIM_CONFIG
 from sim.protocol import Schedule
 from sim.scenario import SCENARIOS_DIR, dump_scenario, parse_scenario

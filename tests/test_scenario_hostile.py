@@ -12,15 +12,14 @@ import pytest
 
 from sim.cli import main
 from sim.errors import BlockhemsError
+from sim.market.plan import plan_run
+from sim.results.folder import OutputDirError, prepare_output_dir
 from sim.scenario import (
     FEEDER_NAMES,
     MAX_SCENARIO_BYTES,
     SCENARIOS_DIR,
-    OutputDirError,
     ScenarioError,
     load_scenario,
-    plan_run,
-    prepare_output_dir,
 )
 
 QUICK = (SCENARIOS_DIR / "quick.yaml").read_text()
@@ -152,6 +151,7 @@ def test_merge_key(tmp_path: Path) -> None:
         ("  hours: 3", "  hours: 30", r"hours 30 run past the end of days 1"),
         ("slot_s: 900", "slot_s: 86400", r"start_hour 9 is not at a slot boundary"),
         ("[0.12]", "[1.0e13]", r"price 1e\+?13 \$/kWh is outside"),
+        ("[0.12]", "[-0.05]", r"price -0\.05 \$/kWh is outside \[0\.0, 10\.0\]"),
         ("[0.12]", "[.nan]", r"dso\.energy_price_usd_per_kwh\.0: .*finite"),
         ("    pv_kwp: [2.0, 4.0]", "    pv_kwp: [true, 4.0]", r"ranges\.pv_kwp: True is not"),
         ("  backend: revm", "  backend: revm\n  url: file:///etc", r"chain: url .* is not an http"),
@@ -165,7 +165,11 @@ def test_merge_key(tmp_path: Path) -> None:
             "  name: small\n  options:\n    home_kw: 1e9\n",
             r"feeder\.options\.home_kw: .*less than or equal to 50",
         ),
-        ("  name: small\n", "  name: small\n  options:\n    n_main: 5\n", r"n_main: unknown key"),
+        (
+            "  name: small\n",
+            "  name: small\n  options:\n    n_main: 5\n",
+            r"feeder\.options\.n_main: unknown key",
+        ),
         ("  load_profile_pool: 8", "  load_profile_pool: yes", r"load_profile_pool: .*integer"),
         ("  plots: true", "  plots: 1", r"outputs\.plots: .*boolean"),
     ],

@@ -21,7 +21,7 @@ from typing import IO, Literal, Self
 
 from sim.chain.artifacts import CONTRACTS_DIR
 from sim.chain.connection import ChainError
-from sim.cosim.child import child_env, preexec
+from sim.children import child_env, preexec
 
 HARDHAT_BIN = CONTRACTS_DIR / "node_modules" / ".bin" / "hardhat"
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ class _NodeProcess:
         if _listening(self.port):  # else the wait below would take the other server for ours
             raise ChainError(f"cannot start the {self.name} on {self.url}: the port is in use")
         self._log = self.log_path.open("w")
-        # the node ends with this process, also after a SIGKILL of it (sim.cosim.child):
+        # the node ends with this process, also after a SIGKILL of it (sim.children):
         # a death signal set between fork and exec, kept by node.js; the revm node also
         # watches its parent. Its own session: a Ctrl-C of the run does not reach it (the
         # run stops it, after its last request).

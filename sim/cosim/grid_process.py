@@ -11,7 +11,7 @@ Start-up does not depend on the machine being idle: the process connects to mosa
 answers its init call (both timed by mosaik's start timeout) after importing only
 mosaik_api_v3 and numpy (0.9 s on an idle machine); the heavy part (pandapower, the feeder:
 5-14 s, more under load) runs in a thread from init on, and the first step waits for it
-(mosaik does not time steps). It ends with the run (`sim.cosim.child`).
+(mosaik does not time steps). It ends with the run (`sim.children`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time as wallclock
 from typing import Any
 
-from sim.cosim.child import guard_child
+from sim.children import guard_child
 
 if __name__ == "__main__":
     guard_child()  # before the imports below: a Ctrl-C or a dead parent ends it quietly

@@ -13,7 +13,7 @@ only, the fleet's columns of the slot row. The
 heavy set-up (and its imports: web3, pandapower, cvxpy) runs at the shard's first step, so that
 all shards build at the same time, and so that connecting to mosaik and answering its init call
 (timed by mosaik's start timeout) take only the import of mosaik_api_v3 and numpy, however
-busy the machine. It ends with the run (`sim.cosim.child`).
+busy the machine. It ends with the run (`sim.children`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import time as wallclock
 from functools import partial
 
-from sim.cosim.child import guard_child
+from sim.children import guard_child
 
 if __name__ == "__main__":
     guard_child()  # before the imports below: a Ctrl-C or a dead parent ends it quietly

@@ -16,7 +16,7 @@ from pathlib import Path
 import mosaik
 
 from sim.chain.connection import Chain
-from sim.cosim.child import START_TIMEOUT_S, child_sim_config
+from sim.children import START_TIMEOUT_S, child_sim_config
 from sim.hems import load_weather, smart_homes
 from sim.market.agents import DSOAgent, HomesAgent
 from sim.market.setup import (

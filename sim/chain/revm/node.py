@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=_port, default=8545, help="TCP port (default 8545)")
     args = parser.parse_args(argv)
-    from sim.cosim.child import PARENT_ENV, guard_child
+    from sim.children import PARENT_ENV, guard_child
 
     if argv is None and PARENT_ENV in os.environ:  # started by a run (RevmNode): end with it
         guard_child()
