@@ -76,8 +76,6 @@ def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from sim.market.plan import plan_run
-    from sim.results.folder import prepare_output_dir
     from sim.scenario import load_scenario, override
 
     scenario = load_scenario(args.scenario)
@@ -93,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     if changes:
         shown = ", ".join(f"{k}={v}" for k, v in changes.items())
         scenario = override(scenario, changes, f"command-line options ({shown})")
+    # the file's own mistakes come first, before the imports below (seconds: pandapower, web3)
+    from sim.market.plan import plan_run
+    from sim.results.folder import prepare_output_dir
+
     plan_run(scenario)  # the checks of validate, before the heavy set-up
     out_dir = prepare_output_dir(args.output or f"results/{scenario.name}")
     if scenario.chain.backend == "hardhat":
@@ -208,10 +210,11 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sim.market.plan import plan_run
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    from sim.market.plan import plan_run  # after the file's own checks: it loads pandapower
+
     plan = plan_run(scenario)  # what run checks before its heavy set-up
     feeder = plan.feeder
     print(

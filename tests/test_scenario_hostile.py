@@ -268,3 +268,20 @@ def test_shipped_scenarios_still_pass() -> None:
         except ScenarioError as exc:  # pragma: no cover - the message is the failure
             pytest.fail(str(exc))
     assert OutputDirError.__mro__[1] is BlockhemsError
+
+
+def test_validate_program_refuses_a_bomb_in_under_two_seconds(tmp_path: Path) -> None:
+    """The whole `blockhems validate` process, imports included: a file's own mistakes come
+    before the heavy modules (pandapower, web3) load."""
+    import subprocess
+    import sys
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = write(tmp_path, "\n".join(lines) + "\n" + QUICK)
+    program = Path(sys.executable).with_name("blockhems")
+    start = time.perf_counter()
+    done = subprocess.run([str(program), "validate", str(path)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 1 and "alias *a0 refused" in done.stderr
+    assert done.stderr.count("\n") == 1 and elapsed < LIMIT_S, (elapsed, done.stderr)
