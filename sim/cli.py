@@ -3,21 +3,79 @@ privacy measurement (occupancy-inference attack on both contracts)."""
 
 from __future__ import annotations
 
-import argparse
-import json
+# Only the lightest imports here (argparse, json, logging and the rest load inside main()):
+# a Ctrl-C in the first moments must already reach main()'s handler, not print a traceback.
+import signal
 import sys
-import time
-from pathlib import Path
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from sim.errors import BlockhemsError
-from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
-from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
+
+def _early_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C before main() runs (the console script still importing): quietly exit 130."""
+    sys.stderr.write("blockhems: interrupted\n")
+    sys.exit(130)
+
+
+# As the `blockhems` program: from here on a Ctrl-C is one line (main() takes over); imported
+# as a module (tests), SIGINT stays as it was.
+_AS_PROGRAM = sys.argv and sys.argv[0].rsplit("/", 1)[-1] == "blockhems"
+if _AS_PROGRAM:
+    signal.signal(signal.SIGINT, _early_interrupt)
+
+from sim.errors import BlockhemsError  # noqa: E402
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+
+
+_terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C (its finally blocks stop the child processes)."""
+    _terminated.append(signum)
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
+    """Collect, as one line each, the failures of simulator processes that mosaik logs (with
+    the process's traceback) instead of raising; the traceback is not shown."""
+    import re
+
+    from loguru import logger
+
+    pattern = re.compile(r"Simulator (\S+) aborted the simulation with error (\w+)\((.*?)\)\.")
+
+    def failure(record: dict) -> bool:
+        return "aborted the simulation" in record["message"]
+
+    def collect(message: Any) -> None:
+        found = pattern.match(" ".join(message.record["message"].split("\n", 1)[0].split()))
+        aborted.append(
+            f"{found[1]}: {found[3]}" if found else message.record["message"].split("\n")[0]
+        )
+
+    try:  # loguru's default stderr handler, which mosaik's messages go to
+        logger.remove(0)
+        shown = logger.add(sys.stderr, level="INFO", filter=lambda r: not failure(r))
+    except ValueError:  # removed already by someone else: leave the handlers as they are
+        shown = None
+    caught = logger.add(collect, level="ERROR", filter=failure)
+    try:
+        yield
+    finally:
+        logger.remove(caught)
+        if shown is not None:
+            logger.remove(shown)
+            logger.add(sys.stderr, level="DEBUG")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.cosim.world import run_scenario
-    from sim.results.plots import plot_results
-    from sim.results.writer import summarize
+    import json
+
     from sim.scenario import load_scenario, override
 
     scenario = load_scenario(args.scenario)
@@ -33,7 +91,18 @@ def _run(args: argparse.Namespace) -> int:
     if changes:
         shown = ", ".join(f"{k}={v}" for k, v in changes.items())
         scenario = override(scenario, changes, f"command-line options ({shown})")
-    out_dir = Path(args.output or f"results/{scenario.name}")
+    # the file's own mistakes come first, before the imports below (seconds: pandapower, web3)
+    from sim.market.plan import plan_run
+    from sim.results.folder import prepare_output_dir
+
+    plan_run(scenario)  # the checks of validate, before the heavy set-up
+    out_dir = prepare_output_dir(args.output or f"results/{scenario.name}")
+    if scenario.chain.backend == "hardhat":
+        from sim.chain.node import node_unavailable_reason
+
+        reason = node_unavailable_reason()
+        if reason:
+            raise BlockhemsError(f"chain.backend hardhat: {reason}", key="chain.backend")
     print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
     if scenario.chain.debug_deterministic_keys:
         print(
@@ -41,7 +110,40 @@ def _run(args: argparse.Namespace) -> int:
             "the scenario name and homes.seed; this run's submissions are not private",
             file=sys.stderr,
         )
-    outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+    from sim.cosim.world import run_scenario
+    from sim.results.plots import plot_results
+    from sim.results.writer import finished_slots, summarize
+
+    def kept() -> int:
+        try:
+            return len(finished_slots(out_dir))
+        except Exception:  # no table yet
+            return 0
+
+    aborted: list[str] = []  # what a simulator process failed with (mosaik only logs it)
+    with _mosaik_failures(aborted):
+        try:
+            outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+        except BlockhemsError as exc:  # the run stopped midway: say what it kept
+            if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
+                raise
+            first = exc.args[0] if exc.args else exc
+            exc.args = (f"{first}; {kept()} finished slots kept in {out_dir}",)
+            raise
+        except Exception as exc:  # mosaik's own (a simulator process closed its connection)
+            if type(exc).__module__.split(".")[0] != "mosaik":
+                raise
+            text = " ".join(str(exc.args[0] if exc.args else exc).split())
+            raise BlockhemsError(
+                f"{aborted[0] if aborted else text}; {kept()} finished slots kept in {out_dir}"
+            ) from None
+    done = kept()
+    if done < scenario.time.n_slots:  # mosaik ends the run quietly when a process failed
+        why = aborted[0] if aborted else "a simulator stopped"
+        raise BlockhemsError(
+            f"{why}; the run stopped after {done} of {scenario.time.n_slots} slots, kept in "
+            f"{out_dir}"
+        )
     used = outcome.parts.scenario
     summary = summarize(
         out_dir,
@@ -119,18 +221,25 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sim.scenario import build_scenario_feeder, load_scenario
+    from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    feeder = build_scenario_feeder(scenario)
+    from sim.market.plan import plan_run  # after the file's own checks: it loads pandapower
+
+    plan = plan_run(scenario)  # what run checks before its heavy set-up
+    feeder = plan.feeder
     print(
         f"scenario {scenario.name}: valid; feeder {feeder.name} with {feeder.n_homes} homes in "
-        f"{len(feeder.zones)} zones; {scenario.time.n_slots} slots of {scenario.time.slot_s} s"
+        f"{len(feeder.zones)} zones, {len(plan.groups)} aggregation groups; "
+        f"{scenario.time.n_slots} slots of {scenario.time.slot_s} s"
     )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     from sim.chain.connection import connect
     from sim.chain.demo import run_protocol_demo, write_demo
 
@@ -150,6 +259,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _privacy(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     from sim.privacy.experiment import run_privacy, write_report
     from sim.scenario import load_scenario
 
@@ -198,6 +310,11 @@ def _privacy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from sim.privacy import DEFAULT_DAYS, DEFAULT_DROPOUT, DEFAULT_LAMBDA
+    from sim.scenario import DEFAULT_SCENARIO, SCENARIOS_DIR
+
     parser = argparse.ArgumentParser(prog="blockhems", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario (default: scenarios/default.yaml)")
@@ -271,18 +388,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_pending_tasks() -> None:
+    """No "Task was destroyed but it is pending!" lines from mosaik's tasks at exit."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is _early_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        previous = None
+    try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
-        print(
-            "blockhems: interrupted; finished slots are kept in the results folder", file=sys.stderr
-        )
-        return 130
+        _quiet_pending_tasks()
+        how = "terminated (SIGTERM)" if _terminated else "interrupted"
+        print(f"blockhems: {how}; finished slots are kept in the results folder", file=sys.stderr)
+        return 143 if _terminated else 130
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
-        print(f"blockhems: {exc}", file=sys.stderr)
+        _quiet_pending_tasks()
+        print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

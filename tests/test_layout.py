@@ -70,6 +70,7 @@ LAYERS = [
     "sim.scenario",
     "sim.protocol",
     "grid_models",
+    "sim.children",
     "sim.constants",
     "sim.errors",
 ]

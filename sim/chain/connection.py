@@ -34,7 +34,7 @@ from sim.chain.errors import BatchRevert, ChainError, ContractRevert
 from sim.chain.lock import FileLock, chain_lock_path
 from sim.chain.reverts import contract_revert, reverts
 from sim.chain.signing import SignedCall, TxSigner, call_message, calldata
-from sim.chain.transport import ChainTimings, Transport
+from sim.chain.transport import ChainTimings, NodeProvider, Transport
 
 __all__ = [
     "BACKENDS",
@@ -404,7 +404,7 @@ def connect(
     elif backend == "rpc":
         if not url:
             raise ChainError("backend 'rpc' needs a JSON-RPC url, e.g. http://127.0.0.1:8545")
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        w3 = Web3(NodeProvider(url, timeout_s))
         try:
             w3.eth.chain_id  # noqa: B018 - probe the node
         except Exception as exc:  # any transport failure: name the url

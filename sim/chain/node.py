@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import IO, Literal, Self
 
 from sim.chain.artifacts import CONTRACTS_DIR
 from sim.chain.connection import ChainError
+from sim.children import child_env, preexec
 
 HARDHAT_BIN = CONTRACTS_DIR / "node_modules" / ".bin" / "hardhat"
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -88,13 +90,19 @@ class _NodeProcess:
         if _listening(self.port):  # else the wait below would take the other server for ours
             raise ChainError(f"cannot start the {self.name} on {self.url}: the port is in use")
         self._log = self.log_path.open("w")
+        # the node ends with this process, also after a SIGKILL of it (sim.children):
+        # a death signal set between fork and exec, kept by node.js; the revm node also
+        # watches its parent. Its own session: a Ctrl-C of the run does not reach it (the
+        # run stops it, after its last request).
         self._proc = subprocess.Popen(
             self._command(),
             cwd=self._cwd(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=self._env(),
+            env=child_env(self._env()),
+            preexec_fn=preexec(os.getpid()) if sys.platform.startswith("linux") else None,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
@@ -116,6 +124,8 @@ class _NodeProcess:
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
+            if hasattr(signal, "SIGCONT"):  # a frozen (SIGSTOP) node would not see SIGTERM
+                self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=10)

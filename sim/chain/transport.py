@@ -15,13 +15,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import requests
 from hexbytes import HexBytes
 from requests.exceptions import HTTPError
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3._utils.method_formatters import receipt_formatter
 from web3.datastructures import AttributeDict
 from web3.exceptions import TransactionNotFound
-from web3.types import RPCEndpoint, TxParams
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
+from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from sim.chain.errors import ChainError
 from sim.chain.reverts import rpc_error_text
@@ -29,6 +31,56 @@ from sim.chain.signing import SignedCall
 
 T = TypeVar("T")
 _WEB3_GAS_BUFFER = 100_000  # web3's default in get_buffered_gas_estimate
+DEFAULT_RPC_TIMEOUT_S = 30.0
+
+
+class NodeUnreachable(ChainError):
+    """The JSON-RPC node went away (connection refused or reset) or stopped answering (no
+    answer within the timeout): the run cannot go on."""
+
+
+class NodeProvider(HTTPProvider):
+    """web3's HTTP provider with bounded waits, whose transport failures are one ChainError.
+
+    web3's default retries every failure 5 times with the request's timeout each (a frozen
+    node: 5 x 30 s and more); here a request waits at most `timeout_s` for its answer, a
+    refused connection is retried 3 times within 0.7 s (a node restarting its socket) and a
+    timeout is not retried. `name` names the node in the message ("hardhat node", ...).
+    """
+
+    def __init__(
+        self, url: str, timeout_s: float = DEFAULT_RPC_TIMEOUT_S, name: str = "JSON-RPC node"
+    ) -> None:
+        retry = ExceptionRetryConfiguration(
+            errors=(requests.exceptions.ConnectionError,), retries=3, backoff_factor=0.2
+        )
+        super().__init__(
+            url,
+            request_kwargs={"timeout": timeout_s},
+            exception_retry_configuration=retry,
+        )
+        self.timeout_s = timeout_s
+        self.name = name
+
+    def _unreachable(self, method: str, exc: Exception) -> NodeUnreachable:
+        if isinstance(exc, requests.exceptions.Timeout):
+            why = f"did not answer {method} within {self.timeout_s:g} s (frozen or overloaded)"
+        else:
+            why = f"is gone ({type(exc).__name__} on {method}: connection refused or reset)"
+        return NodeUnreachable(f"the {self.name} at {self.endpoint_uri} {why}", key=self.name)
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise self._unreachable(method, exc) from None
+
+    def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> Any:
+        try:
+            return super().make_batch_request(batch_requests)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            method = batch_requests[0][0] if batch_requests else "a batch"
+            raise self._unreachable(f"{method} (batch)", exc) from None
 
 
 @dataclass
@@ -160,6 +212,8 @@ class Transport:
                 )
             except HTTPError:  # refused as a whole (an HTTP error status): nothing was sent
                 answers = None
+            except NodeUnreachable:
+                raise
             if isinstance(answers, list) and len(answers) == len(raws):
                 return [
                     HexBytes(a["result"]) if "error" not in a else ChainError(rpc_error_text(a))
@@ -171,6 +225,8 @@ class Transport:
         for raw in raws:
             try:
                 results.append(self.w3.eth.send_raw_transaction(raw))
+            except NodeUnreachable:
+                raise
             except Exception as exc:
                 results.append(exc)
         return results
@@ -187,6 +243,8 @@ class Transport:
                     for tx_hash in hashes:
                         request.add(self.w3.eth.get_transaction_receipt(tx_hash))
                     return dict(zip(hashes, request.execute(), strict=True))
+            except NodeUnreachable:
+                raise
             except Exception:  # some not mined yet (or dropped): ask one by one, as below
                 pass
         found = {}
@@ -205,6 +263,8 @@ class Transport:
             answers = self.w3.provider.make_batch_request(  # type: ignore[attr-defined]
                 [(RPCEndpoint("eth_getTransactionReceipt"), ["0x" + h.hex()]) for h in hashes]
             )
+        except NodeUnreachable:
+            raise
         except Exception:  # the transport failed: ask one by one, as below
             return None
         if not isinstance(answers, list) or len(answers) != len(hashes):
@@ -237,11 +297,24 @@ class Transport:
             self.rpc("evm_setAutomine", [False])
             try:
                 yield batch
-            finally:
-                try:
-                    self._mine_all(batch)
-                finally:
-                    self.rpc("evm_setAutomine", [True])
+            except NodeUnreachable:  # no clean-up requests to a node that is gone or frozen
+                raise
+            except BaseException:
+                self._finish(batch)
+                raise
+            self._finish(batch)
+
+    def _finish(self, batch: Batch) -> None:
+        """Mine the batch, then auto-mining back on (also when mining failed, unless the node
+        is unreachable)."""
+        try:
+            self._mine_all(batch)
+        except NodeUnreachable:
+            raise
+        except BaseException:
+            self.rpc("evm_setAutomine", [True])
+            raise
+        self.rpc("evm_setAutomine", [True])
 
     def _mine_all(self, batch: Batch) -> None:
         todo = list(batch.hashes)

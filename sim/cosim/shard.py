@@ -10,7 +10,10 @@ same homes, by seed, as any other process) and trains it, and does the chain wor
 own HEMS homes: it masks, signs and sends their submissions and recovery words. It reports its
 homes' demand to the grid, its homes' rows and transactions to the recorder and, the lead shard
 only, the fleet's columns of the slot row. The
-heavy set-up runs at the shard's first step, so that all shards build at the same time.
+heavy set-up (and its imports: web3, pandapower, cvxpy) runs at the shard's first step, so that
+all shards build at the same time, and so that connecting to mosaik and answering its init call
+(timed by mosaik's start timeout) take only the import of mosaik_api_v3 and numpy, however
+busy the machine. It ends with the run (`sim.children`).
 """
 
 from __future__ import annotations
@@ -18,16 +21,14 @@ from __future__ import annotations
 import time as wallclock
 from functools import partial
 
-import mosaik_api_v3
-import yaml
+from sim.children import guard_child
 
-from sim.chain.connection import connect
-from sim.chain.deployment import attach_homes
-from sim.chain.keys import PartyKeys
-from sim.cosim.simulators import STEP_S, HomesSim
-from sim.market.setup import build_fleet, homes_agent
-from sim.results.tables import homes_rows
-from sim.scenario import parse_scenario
+if __name__ == "__main__":
+    guard_child()  # before the imports below: a Ctrl-C or a dead parent ends it quietly
+
+import mosaik_api_v3  # noqa: E402
+
+from sim.cosim.simulators import STEP_S, HomesSim  # noqa: E402
 
 
 class HomesShardSim(HomesSim):
@@ -55,16 +56,26 @@ class HomesShardSim(HomesSim):
             home_keys=home_keys,
         )
         self.home_ids = [int(h) for h in home_ids]
-        self.table_rows = partial(homes_rows, home_ids=self.home_ids, summary=lead)
+        self._lead = lead
         self.agent = None
         self.setup_s = 0.0
 
     def _build(self, scenario_yaml, n_homes, groups, url, contract, registrar, home_keys) -> None:
         start = wallclock.perf_counter()
+        import yaml
+
+        from sim.chain.connection import connect
+        from sim.chain.deployment import attach_homes
+        from sim.chain.keys import PartyKeys
+        from sim.market.setup import build_fleet, homes_agent
+        from sim.results.tables import homes_rows
+        from sim.scenario import parse_scenario
+
+        self.table_rows = partial(homes_rows, home_ids=self.home_ids, summary=self._lead)
         scenario = parse_scenario(yaml.safe_load(scenario_yaml), f"{self.name} scenario")
         fleet = build_fleet(scenario, n_homes)
         fleet.train()
-        self.chain = chain = connect("rpc", url, shared=True)
+        self.chain = chain = connect("rpc", url, scenario.chain.rpc_timeout_s, shared=True)
         self._reported = 0
         keys = {int(h): PartyKeys.from_export(k) for h, k in home_keys}
         clients = attach_homes(chain, contract, keys, registrar)

@@ -26,6 +26,7 @@ from typing import Any
 import mosaik_api_v3
 import numpy as np
 
+from sim.errors import BlockhemsError
 from sim.protocol import PHASE_NAMES, Schedule
 
 STEP_S = "_step_s"  # records key under which a simulator process reports its wall time
@@ -76,7 +77,15 @@ class _PhasedSim(mosaik_api_v3.Simulator):
         if phase not in self.PHASES:  # mosaik starts every time-based simulator at 0
             return self.schedule.next_after(time, self.PHASES)
         start = wallclock.perf_counter()
-        self.act(round_, phase, inputs.get(self.eid, {}))
+        try:
+            self.act(round_, phase, inputs.get(self.eid, {}))
+        except BlockhemsError as exc:
+            # name where the run stopped (a node that went away, ...): one line for the user
+            if exc.args and not getattr(exc, "slot_named", False):
+                where = f" (slot {round_ + 1} of {self.schedule.n_slots}, {phase})"
+                exc.args = (f"{exc.args[0]}{where}", *exc.args[1:])
+                exc.slot_named = True  # type: ignore[attr-defined]
+            raise
         self.timings[phase] = self.timings.get(phase, 0.0) + wallclock.perf_counter() - start
         return self.schedule.next_after(time, self.PHASES)
 

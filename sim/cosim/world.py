@@ -16,6 +16,7 @@ from pathlib import Path
 import mosaik
 
 from sim.chain.connection import Chain
+from sim.children import START_TIMEOUT_S, child_sim_config
 from sim.hems import load_weather, smart_homes
 from sim.market.agents import DSOAgent, HomesAgent
 from sim.market.setup import (
@@ -169,7 +170,11 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
 def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:
     """The mosaik world of a run: chain, DSO, homes (or one simulator process per shard),
     grid (in process or its own) and recorder, and their data flows."""
-    world = mosaik.World(SIM_CONFIG, skip_greetings=True)
+    world = mosaik.World(
+        child_sim_config(SIM_CONFIG),
+        mosaik_config={"start_timeout": START_TIMEOUT_S},
+        skip_greetings=True,
+    )
     schedule, t = parts.schedule, parts.scenario.time
     timings = {} if timings is None else timings
     chain = world.start(

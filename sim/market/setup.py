@@ -172,11 +172,13 @@ def open_chain(scenario: Scenario) -> tuple[Chain, object | None]:
     spec = scenario.chain
     shared = scenario.homes.shards > 1
     if spec.backend == "rpc":
-        return connect("rpc", spec.url, shared=shared), None
+        return connect("rpc", spec.url, spec.rpc_timeout_s, shared=shared), None
     if spec.backend == "hardhat" or (spec.backend == "revm" and shared):
         node = start_node(spec.backend)
         try:
-            return connect("rpc", node.url, shared=shared), node
+            chain = connect("rpc", node.url, spec.rpc_timeout_s, shared=shared)
+            chain.w3.provider.name = node.name  # type: ignore[attr-defined]
+            return chain, node
         except BaseException:
             node.stop()
             raise

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -166,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=_port, default=8545, help="TCP port (default 8545)")
     args = parser.parse_args(argv)
+    from sim.children import PARENT_ENV, guard_child
+
+    if argv is None and PARENT_ENV in os.environ:  # started by a run (RevmNode): end with it
+        guard_child()
     logging.basicConfig(level=logging.WARNING, format="revm-node: %(levelname)s %(message)s")
     try:
         server = RevmRpcServer(args.port)
