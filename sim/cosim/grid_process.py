@@ -10,6 +10,7 @@ feeder itself (the same feeder, by seed) and reports its wall time with its reco
 
 from __future__ import annotations
 
+import signal
 from functools import partial
 
 import mosaik_api_v3
@@ -32,6 +33,8 @@ class GridProcessSim(GridSim):
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the main process stops this one (mosaik's stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     mosaik_api_v3.start_simulation(GridProcessSim(), "blockhems grid")
 
 

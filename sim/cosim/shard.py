@@ -15,6 +15,7 @@ heavy set-up runs at the shard's first step, so that all shards build at the sam
 
 from __future__ import annotations
 
+import signal
 import time as wallclock
 from functools import partial
 
@@ -88,6 +89,8 @@ class HomesShardSim(HomesSim):
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the main process stops this one (mosaik's stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     mosaik_api_v3.start_simulation(HomesShardSim(), "blockhems HEMS shard")
 
 

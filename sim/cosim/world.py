@@ -269,10 +269,18 @@ class RunOutcome:
     parts: Parts
 
 
-def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel and await the tasks an interrupted `world.run` left on its loop, so that none is
-    garbage-collected pending ("Task was destroyed but it is pending!")."""
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+def _cancel_pending(world: mosaik.World) -> None:
+    """Cancel and await the tasks an interrupted `world.run` left on its loop (the simulators'
+    runners), so that none is garbage-collected pending ("Task was destroyed but it is
+    pending!"). The tasks that serve the simulator processes' sockets (each proxy's request
+    reader and its channel's receiver) stay: `world.shutdown` stops those processes through
+    them."""
+    loop = world.loop
+    keep = set()
+    for proxy in world._async_world._proxies.values():
+        keep.add(getattr(proxy, "_reader_task", None))
+        keep.add(getattr(getattr(proxy, "_channel", None), "_receiver_task", None))
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done() and t not in keep]
     for task in pending:
         task.cancel()
     if pending:
@@ -310,7 +318,7 @@ def run_scenario(
                 lazy_stepping=False,
             )
         except BaseException:
-            _cancel_pending(world.loop)
+            _cancel_pending(world)
             raise
         finally:
             try:
