@@ -300,6 +300,8 @@ def run_scenario(
     the resolved scenario once set-up is done and returns the hook that gets each finished
     slot's row of the slots table (False or None: no hook); `log_level` is that of the
     simulator processes (the main process's loguru is the caller's to set)."""
+    if progress is True:  # mosaik's own bar (simulated seconds) is gone
+        raise TypeError("run_scenario(progress=...) takes a hook factory (see sim.console)")
     start = time.perf_counter()
     parts = build_parts(scenario, chain)
     try:
