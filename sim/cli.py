@@ -28,6 +28,7 @@ from sim.errors import BlockhemsError  # noqa: E402
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 _terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
@@ -76,8 +77,11 @@ def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from sim.scenario import load_scenario, override
+    from sim.console import LOG_LEVELS, SlotBar, configure_logging
+    from sim.scenario import Scenario, load_scenario, override
 
+    verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "default"
+    configure_logging(LOG_LEVELS[verbosity])
     scenario = load_scenario(args.scenario)
     changes = {
         key: value
@@ -85,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
             ("chain.backend", args.backend),
             ("chain.url", args.url),
             ("homes.shards", args.shards),
+            ("outputs.format", args.format),
         )
         if value is not None
     }
@@ -103,7 +108,13 @@ def _run(args: argparse.Namespace) -> int:
         reason = node_unavailable_reason()
         if reason:
             raise BlockhemsError(f"chain.backend hardhat: {reason}", key="chain.backend")
-    print(f"blockhems: scenario {scenario.name} ({scenario.time.n_slots} slots) -> {out_dir}")
+    if not args.quiet:
+        t = scenario.time
+        print(
+            f"blockhems: scenario {scenario.name} ({t.n_slots} slots of {t.slot_s // 60} min) "
+            f"-> {out_dir} ({scenario.outputs.format})",
+            flush=True,
+        )
     if scenario.chain.debug_deterministic_keys:
         print(
             "blockhems: WARNING chain.debug_deterministic_keys: true: every key is derived from "
@@ -120,10 +131,22 @@ def _run(args: argparse.Namespace) -> int:
         except Exception:  # no table yet
             return 0
 
+    bars: list[SlotBar] = []
+
+    def progress(used: Scenario) -> SlotBar:
+        dso = used.dso
+        bars.append(SlotBar(used.time.n_slots, (dso.v_min_pu, dso.v_max_pu), dso.ampacity_factor))
+        return bars[0]
+
     aborted: list[str] = []  # what a simulator process failed with (mosaik only logs it)
     with _mosaik_failures(aborted):
         try:
-            outcome = run_scenario(scenario, out_dir, progress=not args.quiet)
+            outcome = run_scenario(
+                scenario,
+                out_dir,
+                progress=None if args.quiet else progress,
+                log_level="info" if args.verbose else "warning",
+            )
         except BlockhemsError as exc:  # the run stopped midway: say what it kept
             if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
                 raise
@@ -137,6 +160,9 @@ def _run(args: argparse.Namespace) -> int:
             raise BlockhemsError(
                 f"{aborted[0] if aborted else text}; {kept()} finished slots kept in {out_dir}"
             ) from None
+        finally:
+            for bar in bars:
+                bar.close()
     done = kept()
     if done < scenario.time.n_slots:  # mosaik ends the run quietly when a process failed
         why = aborted[0] if aborted else "a simulator stopped"
@@ -156,13 +182,13 @@ def _run(args: argparse.Namespace) -> int:
     summary["step_s"] = {k: round(v, 2) for k, v in outcome.step_s.items()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     files = plot_results(out_dir) if scenario.outputs.plots else []
-    _print_summary(summary)
-    if files:
-        print("plots: " + ", ".join(str(f) for f in files))
+    _print_summary(summary, out_dir, files, detail=args.verbose)
     return 0
 
 
-def _print_summary(s: dict) -> None:
+def _print_summary(s: dict, out_dir: Path, plots: list[Path], detail: bool = False) -> None:
+    """The end summary of a run (the only output of `blockhems run -q`)."""
+    print(f"limits: {s['verdict']}")
     print(f"slots: {s['slots']}   lambda: {s['lambda_min']:.3f} .. {s['lambda_max']:.3f}")
     for ph in "abc":
         print(f"phase {ph}: voltage {s[f'v_min_{ph}_pu']:.4f} .. {s[f'v_max_{ph}_pu']:.4f} pu")
@@ -191,8 +217,12 @@ def _print_summary(s: dict) -> None:
             f"{s['implausible_group_rounds']}"
         )
     print(f"keys: {s['keys']}")
-    print(f"wall time: {s['wall_s']:.1f} s (setup {s['setup_s']}, stepping {s['step_s']})")
-    print(f"limits: {s['verdict']}")
+    setup, stepping = sum(s["setup_s"].values()), sum(s["step_s"].values())
+    print(f"wall time: {s['wall_s']:.1f} s (setup {setup:.1f} s, stepping {stepping:.1f} s)")
+    if detail:
+        print(f"  setup {s['setup_s']}\n  stepping {s['step_s']}")
+    shown = f", {len(plots)} plots" if plots else ""
+    print(f"results: {out_dir} (tables, summary.json{shown})")
 
 
 def _leakage(args: argparse.Namespace) -> int:
@@ -320,7 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario (default: scenarios/default.yaml)")
     run.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO))
     run.add_argument("-o", "--output", default=None, help="results folder (results/<name>)")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="mosaik's INFO log and timings in detail"
+    )
+    run.add_argument(
+        "--format",
+        choices=["parquet", "csv"],
+        default=None,
+        help="override outputs.format: results tables as Parquet (default) or CSV",
+    )
     run.add_argument(
         "--backend",
         choices=["embedded", "revm", "hardhat", "rpc"],

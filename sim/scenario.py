@@ -296,6 +296,8 @@ class DSOSpec(_Strict):
 
 class OutputSpec(_Strict):
     plots: Bool = True
+    # results tables: typed Parquet files, or CSV (sim/results/writer.py)
+    format: Literal["parquet", "csv"] = "parquet"
 
 
 class Scenario(_Strict):

@@ -59,6 +59,7 @@ def _imports(module_name: str) -> set[str]:
 # Each layer may import the ones after it in this list, never one before it.
 LAYERS = [
     "sim.cli",
+    "sim.console",
     "sim.cosim",
     "sim.offline",
     "sim.results",
@@ -71,6 +72,7 @@ LAYERS = [
     "sim.protocol",
     "grid_models",
     "sim.children",
+    "sim.table_io",
     "sim.constants",
     "sim.errors",
 ]

@@ -51,7 +51,7 @@ def test_quick_scenario_runs_every_slot_and_writes_every_table(quick_run) -> Non
     assert finished_slots(out) == list(range(scenario.time.n_slots))
     tables = load_results(out)
     for name, table in tables.items():
-        assert not table.empty, f"{name}.csv is empty"
+        assert not table.empty, f"{name} table is empty"
     homes = tables["homes"]
     assert len(homes) == scenario.time.n_slots * homes.home.nunique()
     plots = plot_results(out)

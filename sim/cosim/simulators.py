@@ -9,9 +9,13 @@ Data flows (the only mosaik connections):
     Chain -> DSO, Homes             clock (chain timestamp, s)
     DSO, Homes -> Chain             done (time-shifted by 1 s): a barrier, so the chain clock
                                     never runs past a phase before DSO and homes finished it
+                                    (initial value -1: nothing done; mosaik drops an initial
+                                    value of None and then warns that the persistent
+                                    attribute has no output)
     Homes -> Grid                   p_kw, q_kvar (actual demand per home)
     Grid -> DSO                     substation (time-shifted): the feeder's total draw at the
-                                    substation meter in the slot just run (kW, kvar per phase)
+                                    substation meter in the slot just run (kW, kvar per phase;
+                                    initially {}: no reading before round 0)
     Chain, DSO, Homes, Grid -> Recorder   records (rows of the results tables)
 No connection carries a home's data to the DSO: the DSO reads the chain and its own
 substation meter (the whole feeder's sum).
@@ -134,7 +138,7 @@ class DSOSim(_PhasedSim):
         slot = round_ + self.slot_offset
         if phase == "price":
             for reading in (inputs.get("substation") or {}).values():
-                if reading is not None:  # the meter of the last slot (none before round 0)
+                if reading:  # the meter of the last slot (an empty reading before round 0)
                     self.agent.observe_substation(reading["p_kw"], reading["q_kvar"])
             deadline = self.t0 + round_ * self.schedule.slot_s + self.schedule.deadline_s
             self.agent.post_prices(round_, slot, deadline)
@@ -199,14 +203,15 @@ class GridSim(_PhasedSim):
 
 
 class RecorderSim(_PhasedSim):
-    """Appends every simulator's rows to the results tables at the end of each slot."""
+    """Appends every simulator's rows to the results tables at the end of each slot, then
+    hands the slot's row to `on_slot` (the console's progress bar), if given."""
 
     MODEL = "Recorder"
     ATTRS = ["records"]
     PHASES = ("record",)
 
-    def setup(self, writer) -> None:
-        self.writer = writer
+    def setup(self, writer, on_slot: Callable[[dict], None] | None = None) -> None:
+        self.writer, self.on_slot = writer, on_slot
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         merged: dict[str, list] = {}
@@ -221,6 +226,8 @@ class RecorderSim(_PhasedSim):
             for part in merged["slots"]:
                 row.update(part)
             merged["slots"] = [row]
-        # slots.csv last: a slot listed there is complete in every table.
+        # the slots table last: a slot listed there is complete in every table.
         for table in sorted(merged, key=lambda t: t == "slots"):
             self.writer.append(table, merged[table])
+        if self.on_slot is not None and "slots" in merged:
+            self.on_slot(merged["slots"][0])

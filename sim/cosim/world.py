@@ -8,7 +8,9 @@ runs, and returns a summary.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,7 +33,7 @@ from sim.market.setup import (
 )
 from sim.protocol import Schedule
 from sim.results.tables import dso_rows, grid_rows, homes_rows
-from sim.results.writer import ResultsWriter
+from sim.results.writer import Format, ResultsWriter
 from sim.scenario import (
     Scenario,
     ScenarioError,
@@ -47,6 +49,15 @@ SIM_CONFIG: dict[str, dict[str, str]] = {
 # A shard of the HEMS fleet in its own OS process (mosaik starts it and talks over a socket).
 SIM_CONFIG["HomesShard"] = {"cmd": "%(python)s -m sim.cosim.shard %(addr)s"}
 SIM_CONFIG["GridProcess"] = {"cmd": "%(python)s -m sim.cosim.grid_process %(addr)s"}
+
+
+def sim_config(log_level: str = "warning") -> dict[str, dict[str, str]]:
+    """`SIM_CONFIG` with the simulator processes' own loguru level (mosaik_api_v3's
+    ``--log-level``; at "info" each announces its connection to mosaik)."""
+    return {
+        name: {"cmd": f"{entry['cmd']} --log-level {log_level}"} if "cmd" in entry else entry
+        for name, entry in SIM_CONFIG.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -167,11 +178,18 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     return parts
 
 
-def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None) -> mosaik.World:
+def build_world(
+    parts: Parts,
+    writer: ResultsWriter,
+    timings: dict | None = None,
+    on_slot: Callable[[dict], None] | None = None,
+    log_level: str = "warning",
+) -> mosaik.World:
     """The mosaik world of a run: chain, DSO, homes (or one simulator process per shard),
-    grid (in process or its own) and recorder, and their data flows."""
+    grid (in process or its own) and recorder, and their data flows. `on_slot` gets each
+    finished slot's row of the slots table; `log_level` is the simulator processes'."""
     world = mosaik.World(
-        child_sim_config(SIM_CONFIG),
+        child_sim_config(sim_config(log_level)),
         mosaik_config={"start_timeout": START_TIMEOUT_S},
         skip_greetings=True,
     )
@@ -221,7 +239,9 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
             slot_offset=t.first_slot,
             table_rows=partial(grid_rows, rating_factor=parts.scenario.dso.ampacity_factor),
         ).Grid()
-    recorder = world.start("RecorderSim", schedule=schedule, writer=writer).Recorder()
+    recorder = world.start(
+        "RecorderSim", schedule=schedule, writer=writer, on_slot=on_slot
+    ).Recorder()
 
     flows: list[Flow] = []
 
@@ -233,11 +253,12 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
     for homes in homes_shards:
         connect(chain, homes, "clock")
     for actor in (dso, *homes_shards):
-        connect(actor, chain, "done", time_shifted=True, initial_data={"done": None})
+        # not None: mosaik ignores an initial value of None (see sim.cosim.simulators)
+        connect(actor, chain, "done", time_shifted=True, initial_data={"done": -1})
     for homes in homes_shards:
         connect(homes, grid, "p_kw", "q_kvar")
     # the DSO's substation meter: the feeder's total of the slot just run, before its next prices
-    connect(grid, dso, "substation", time_shifted=True, initial_data={"substation": None})
+    connect(grid, dso, "substation", time_shifted=True, initial_data={"substation": {}})
     for source in (chain, dso, *homes_shards, grid):
         connect(source, recorder, "records")
     world.blockhems_flows = flows
@@ -253,28 +274,64 @@ class RunOutcome:
     parts: Parts
 
 
+def _cancel_pending(world: mosaik.World) -> None:
+    """Cancel and await the tasks an interrupted `world.run` left on its loop (the simulators'
+    runners), so that none is garbage-collected pending ("Task was destroyed but it is
+    pending!"). The tasks that serve the simulator processes' sockets (each proxy's request
+    reader and its channel's receiver) stay: `world.shutdown` stops those processes through
+    them."""
+    loop = world.loop
+    keep = set()
+    for proxy in world._async_world._proxies.values():
+        keep.add(getattr(proxy, "_reader_task", None))
+        keep.add(getattr(getattr(proxy, "_channel", None), "_receiver_task", None))
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done() and t not in keep]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 def run_scenario(
-    scenario: Scenario, out_dir: str | Path, progress: bool = True, chain: Chain | None = None
+    scenario: Scenario,
+    out_dir: str | Path,
+    progress: Callable[[Scenario], Callable[[dict], None]] | bool | None = None,
+    chain: Chain | None = None,
+    fmt: Format | None = None,
+    log_level: str = "warning",
 ) -> RunOutcome:
-    """Run a scenario through mosaik; tables are written slot by slot into `out_dir`."""
+    """Run a scenario through mosaik; tables are written slot by slot into `out_dir` (as
+    `fmt`, default the scenario's `outputs.format`). `progress`, if callable, is called with
+    the resolved scenario once set-up is done and returns the hook that gets each finished
+    slot's row of the slots table (False or None: no hook); `log_level` is that of the
+    simulator processes (the main process's loguru is the caller's to set)."""
+    if progress is True:  # mosaik's own bar (simulated seconds) is gone
+        raise TypeError("run_scenario(progress=...) takes a hook factory (see sim.console)")
     start = time.perf_counter()
     parts = build_parts(scenario, chain)
     try:
-        writer = ResultsWriter(Path(out_dir), parts.scenario)
+        on_slot = progress(parts.scenario) if callable(progress) else None
+        writer = ResultsWriter(Path(out_dir), parts.scenario, fmt)
         timings: dict[str, dict[str, float]] = {}
         begun = time.perf_counter()
-        world = build_world(parts, writer, timings=timings)
+        world = build_world(parts, writer, timings=timings, on_slot=on_slot, log_level=log_level)
         parts.setup_s["mosaik_start"] = time.perf_counter() - begun  # incl. shard processes
         try:
             world.run(
                 until=parts.schedule.end,
-                print_progress=progress,
+                print_progress=False,  # the console draws its own bar over slots
                 shutdown=False,
                 # let simulators run ahead of slower successors (the recorder waits for the grid)
                 lazy_stepping=False,
             )
+        except BaseException:
+            _cancel_pending(world)
+            raise
         finally:
-            world.shutdown()
+            try:
+                world.shutdown()
+            finally:
+                writer.close()  # finished slots of an interrupted run are consolidated too
     finally:
         if parts.node is not None:
             parts.node.stop()

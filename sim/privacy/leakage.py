@@ -18,7 +18,7 @@ The gain over the first model is what the public outputs leak beyond the clock. 
 on one day is fragile: a held-out block of rounds with bands at the price caps (+-5 $/kWh)
 lies outside what the others spanned, and a linear fit extrapolates wildly (R^2 far below 0).
 
-Works on any results folder of `blockhems run` (slots.csv, groups.csv, homes.csv); the
+Works on any results folder of `blockhems run` (slots, groups, homes; Parquet or CSV); the
 market's band formation may change, so rerun it: `blockhems leakage RESULTS_DIR`.
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import BlockhemsError
+from sim.table_io import read_table
 
 FOLDS = 5
 
@@ -60,10 +61,10 @@ class LeakageReport:
 
 
 def _table(results_dir: Path, name: str) -> pd.DataFrame:
-    path = results_dir / f"{name}.csv"
-    if not path.exists():
-        raise LeakageError(f"{results_dir} has no {name}.csv (a `blockhems run` results folder?)")
-    return pd.read_csv(path)
+    frame = read_table(results_dir, name)
+    if frame.empty:
+        raise LeakageError(f"{results_dir} has no {name} table (a `blockhems run` results folder?)")
+    return frame
 
 
 def leakage_frame(results_dir: str | Path) -> pd.DataFrame:

@@ -6,7 +6,7 @@ that derivation (and nearby seeds and the shipped scenarios' names) against what
 shows, reading it over JSON-RPC only (`ChainReader`: blocks, inputs, logs): it counts derived
 accounts and X25519 keys that are registered on chain, unmasks every submission whose sender's
 key it re-derived and every group sum whose DSO key it re-derived, and checks the guesses
-against the results folder's homes.csv and groups.csv. With keys from the OS CSPRNG nothing
+against the results folder's homes and groups tables. With keys from the OS CSPRNG nothing
 matches; with `chain.debug_deterministic_keys: true` everything is unmasked.
 
 Units: watts (the results' kW times 1000, rounded, as the homes submitted them).
@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -40,6 +39,7 @@ from sim.chain.masking import (
 from sim.privacy.observers import ChainReader, _Decoder, _mapping_slot, _storage_slot
 from sim.protocol import GROUP_BID_POINTS
 from sim.scenario import SCENARIOS_DIR
+from sim.table_io import read_table
 
 SEED_SPAN = 50  # seeds tried on each side of the scenario's homes.seed
 
@@ -127,9 +127,9 @@ class OutsiderResult:
     accounts_matched: int  # derived accounts that sent transactions to the contract
     keys_matched: int  # derived X25519 public keys registered on chain (homes and DSO)
     submissions: int
-    submissions_unmasked: int  # re-derived masks give a home's bounds in homes.csv
+    submissions_unmasked: int  # re-derived masks give a home's bounds in the homes table
     sums: int
-    sums_unmasked: int  # re-derived DSO masks give the group's sums in groups.csv
+    sums_unmasked: int  # re-derived DSO masks give the group's sums in the groups table
 
     @property
     def unmasked_anything(self) -> bool:
@@ -137,13 +137,13 @@ class OutsiderResult:
 
 
 def _truth_w(results_dir: Path) -> tuple[dict[int, set[tuple[int, int]]], dict]:
-    homes = pd.read_csv(results_dir / "homes.csv")
+    homes = read_table(results_dir, "homes")
     homes = homes[homes.submitted]
     per_round: dict[int, set[tuple[int, int]]] = {}
     for row in homes.itertuples():
         bounds = (round(row.lmin_kw * 1000), round(row.lmax_kw * 1000))
         per_round.setdefault(int(row.round), set()).add(bounds)
-    groups = pd.read_csv(results_dir / "groups.csv")
+    groups = read_table(results_dir, "groups")
     sums = {
         (int(r.round), int(r.group)): (round(r.lmin_kw * 1000), round(r.lmax_kw * 1000))
         for r in groups[groups.revealed].itertuples()
@@ -240,7 +240,7 @@ def derivation_attack(
             )
             for f, word in zip(FIELDS, words, strict=True)
         )
-        # the groups.csv sums are in kW with the DSO's rounding; 1 W per member
+        # the groups table sums are in kW with the DSO's rounding; 1 W per member
         sums_unmasked += _close(_bounds(guess, mode), truth_sums[(round_, group)], len(members))
     return OutsiderResult(
         seeds_tried=tried,

@@ -1,36 +1,65 @@
-"""The results folder of a run: the resolved scenario and tidy CSV tables, slot by slot.
+"""The results folder of a run: the resolved scenario and tidy tables, slot by slot.
 
 Every table is keyed by ``round``: the market round, which is also the index of the simulated
 slot counted from the run's first slot (round 0 starts at ``time.start_hour``; the slot of the
-day is ``hour / slot length``; ``slots.csv`` has ``hour``, the run's hour from midnight of the
-first day). Transactions outside any round (deployment, registration) have an empty ``round``.
+day is ``hour / slot length``; the slots table has ``hour``, the run's hour from midnight of
+the first day). Transactions outside any round (deployment, registration) have an empty
+``round``.
 
 Tables (one row per round and key, units in column names):
-    slots.csv         lambda, DSO iterations, losses, substation power, voltage extremes per phase
-    groups.csv        price band, revealed [Lmin, Lmax], contributors, lambda of the group
-    homes.csv         per home: band, range, cap, actual import, comfort violation
-    dlmp.csv          per site (bus-phase): DLMP and its energy/loss/congestion/voltage parts
-    voltages.csv      per bus-phase: AC voltage after dispatch (pu)
-    lines.csv         per line-phase: current (A) and loading (%)
-    transactions.csv  per transaction: call, gas used, latency, block, round
+    slots         lambda, DSO iterations, losses, substation power, voltage extremes per phase
+    groups        price band, revealed [Lmin, Lmax], contributors, lambda of the group
+    homes         per home: band, range, cap, actual import, comfort violation
+    dlmp          per site (bus-phase): DLMP and its energy/loss/congestion/voltage parts
+    voltages      per bus-phase: AC voltage after dispatch (pu)
+    lines         per line-phase: current (A) and loading (%)
+    transactions  per transaction: call, gas used, latency, block, round
 
-Every table is appended and flushed when its slot finishes, so an interrupted run keeps its
-finished slots; `finished_slots` tells which.
+Formats (`outputs.format`, `blockhems run --format`): ``parquet`` (default) or ``csv``. Columns
+are typed the same in both (`COLUMN_TYPES`: integers, booleans, strings; every other numeric
+column float64), so `load_results` gives identical frames from either.
+
+Crash safety: every table is appended when its slot finishes, and the slots table last, so a
+slot listed there is complete in every table (`finished_slots`). CSV appends and flushes one
+block of rows per slot. Parquet writes one part file per table and slot into ``<table>.parts/``
+(written to a temporary name, then renamed: a part is whole or absent); every `CHUNK_PARTS`
+parts are merged (from memory) into one chunk file of the same folder, and
+`ResultsWriter.close` turns the chunks into ``<table>.parquet`` and removes the folder.
+`load_results` reads a finished ``<table>.parquet``, or else the chunks and parts of an
+interrupted run.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from sim.constants import VOLL_USD_PER_KWH
 from sim.errors import BlockhemsError
 from sim.results.limits import limit_summary, verdict
 from sim.scenario import Scenario, dump_scenario
+from sim.table_io import (
+    COMPRESSION,
+    arrow_rows,
+    concat,
+    part_files,
+    part_path,
+    read_table,
+    typed,
+    write_atomic,
+)
 
 TABLES = ("slots", "groups", "homes", "dlmp", "voltages", "lines", "transactions")
+FORMATS = ("parquet", "csv")
+Format = Literal["parquet", "csv"]
+CHUNK_PARTS = 96  # parts of a table merged into one chunk file (a day of 15-min slots)
 
 
 class ResultsError(BlockhemsError, RuntimeError):
@@ -38,41 +67,115 @@ class ResultsError(BlockhemsError, RuntimeError):
 
 
 class ResultsWriter:
-    """Append-only tables of one run in `out_dir`."""
+    """Append-only tables of one run in `out_dir`, as Parquet (default) or CSV."""
 
-    def __init__(self, out_dir: Path, scenario: Scenario) -> None:
+    def __init__(self, out_dir: Path, scenario: Scenario, fmt: Format | None = None) -> None:
         self.out_dir = Path(out_dir)
+        self.format: Format = fmt or scenario.outputs.format
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown results format {self.format!r}; formats: parquet, csv")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # A new run replaces the tables of an earlier one in the same folder.
+        # A new run replaces the tables of an earlier one in the same folder (either format).
         for table in TABLES:
             (self.out_dir / f"{table}.csv").unlink(missing_ok=True)
+            (self.out_dir / f"{table}.parquet").unlink(missing_ok=True)
+            shutil.rmtree(self.out_dir / f"{table}.parts", ignore_errors=True)
         (self.out_dir / "scenario.yaml").write_text(dump_scenario(scenario))
         self.step_s: dict[str, float] = {}  # wall seconds reported by simulator processes
+        self._parts: dict[str, int] = {}  # parts written per table
+        self._pending: dict[str, list[pa.Table]] = {}  # parts since the last chunk, per table
+        self._columns: dict[str, list[str]] = {}  # CSV header per table
 
     def append(self, table: str, rows: pd.DataFrame | list[dict]) -> None:
         if table not in TABLES:
             raise ValueError(f"unknown results table {table!r}; tables: {', '.join(TABLES)}")
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-        if frame.empty:
+        if len(rows) == 0:
             return
+        if self.format == "csv":
+            self._append_csv(table, rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows))
+        elif isinstance(rows, pd.DataFrame):
+            self._append_part(table, pa.Table.from_pandas(typed(table, rows), preserve_index=False))
+        else:  # the recorder's lists of dicts: straight to Arrow (a third of the pandas path)
+            self._append_part(table, arrow_rows(table, rows))
+
+    def _append_csv(self, table: str, frame: pd.DataFrame) -> None:
         path = self.out_dir / f"{table}.csv"
-        frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+        header = table not in self._columns
+        columns = self._columns.setdefault(table, list(frame.columns))
+        frame.reindex(columns=columns).to_csv(path, mode="a", header=header, index=False)
+
+    def _append_part(self, table: str, rows: pa.Table) -> None:
+        folder = self.out_dir / f"{table}.parts"
+        folder.mkdir(exist_ok=True)
+        seq = self._parts.get(table, 0) + 1
+        self._parts[table] = seq
+        write_atomic(rows, part_path(folder, seq))
+        pending = self._pending.setdefault(table, [])
+        pending.append(rows)
+        if len(pending) == CHUNK_PARTS:
+            self._write_chunk(table)
+
+    def _write_chunk(self, table: str) -> None:
+        """Merge the parts written since the last chunk (kept in memory, not read back)."""
+        folder, pending = self.out_dir / f"{table}.parts", self._pending.pop(table)
+        last = self._parts[table]
+        first = last - len(pending) + 1
+        write_atomic(concat(pending), folder / f"chunk-{first:06d}-{last:06d}.parquet")
+        for k in range(first, last + 1):  # a crash before this leaves parts the chunk covers
+            part_path(folder, k).unlink()
+
+    def close(self) -> None:
+        """Consolidate each Parquet table into ``<table>.parquet``: a run of one chunk is
+        renamed into place; longer ones are streamed one chunk at a time, so memory stays at
+        one chunk. Nothing to do for CSV."""
+        if self.format != "parquet":
+            return
+        for table in TABLES:
+            folder = self.out_dir / f"{table}.parts"
+            if not folder.is_dir():
+                continue
+            if self._pending.get(table):
+                self._write_chunk(table)
+            files = part_files(folder)
+            target = self.out_dir / f"{table}.parquet"
+            if len(files) == 1:
+                os.replace(files[0], target)
+            elif files:
+                schema = pa.unify_schemas([pq.read_schema(f) for f in files])
+                tmp = target.with_name(target.name + ".tmp")
+                with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as out:
+                    for f in files:
+                        out.write_table(_conform(pq.read_table(f), schema))
+                os.replace(tmp, target)
+            shutil.rmtree(folder)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with `schema`'s columns in its order (missing ones null) and types."""
+    for column in schema:
+        if column.name not in table.column_names:
+            table = table.append_column(column, pa.nulls(len(table), column.type))
+    return table.select(schema.names).cast(schema)
+
+
+def table_files(out_dir: str | Path) -> list[Path]:
+    """The files and part folders holding the tables of a results folder."""
+    out_dir = Path(out_dir)
+    names = [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "parts", "csv")]
+    return [out_dir / n for n in names if (out_dir / n).exists()]
 
 
 def load_results(out_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The tables of a results folder (missing tables are empty frames)."""
+    """The tables of a results folder, Parquet or CSV, finished or interrupted (missing
+    tables are empty frames)."""
     out_dir = Path(out_dir)
     if not (out_dir / "scenario.yaml").exists():
         raise ResultsError(f"{out_dir} is not a blockhems results folder (no scenario.yaml)")
-    tables = {}
-    for table in TABLES:
-        path = out_dir / f"{table}.csv"
-        tables[table] = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    return tables
+    return {table: read_table(out_dir, table) for table in TABLES}
 
 
 def finished_slots(out_dir: str | Path) -> list[int]:
-    """Rounds whose row made it into slots.csv (written last in each slot)."""
+    """Rounds whose row made it into the slots table (written last in each slot)."""
     slots = load_results(out_dir)["slots"]
     return [] if slots.empty else sorted(slots["round"].astype(int).tolist())
 
