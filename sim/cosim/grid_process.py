@@ -24,7 +24,7 @@ class GridProcessSim(GridSim):
     def setup(self, scenario_yaml: str, slot_offset: int) -> None:
         scenario = parse_scenario(yaml.safe_load(scenario_yaml), "grid process scenario")
         rows = partial(grid_rows, rating_factor=scenario.dso.ampacity_factor)
-        super().setup(build_scenario_feeder(scenario), slot_offset, rows)
+        super().setup(build_scenario_feeder(scenario), slot_offset, rows, scenario.feeder.engine)
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         super().act(round_, phase, inputs)

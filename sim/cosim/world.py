@@ -215,6 +215,7 @@ def build_world(parts: Parts, writer: ResultsWriter, timings: dict | None = None
             feeder=parts.grid_feeder,
             slot_offset=t.first_slot,
             table_rows=partial(grid_rows, rating_factor=parts.scenario.dso.ampacity_factor),
+            engine=parts.scenario.feeder.engine,
         ).Grid()
     recorder = world.start("RecorderSim", schedule=schedule, writer=writer).Recorder()
 
