@@ -27,6 +27,7 @@ import datetime as _dt
 import functools
 import os
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,8 +164,44 @@ def household_days(
     Returns ``(load_kw, active_occupants)``, both of length n_days * slots per day:
     the non-controllable electric load (kW, slot mean) and the mean number of
     active occupants in the slot (ground truth for privacy studies).
-    ``ghi_w_m2`` (slot resolution) drives the lighting model.
+    ``ghi_w_m2`` (slot resolution) drives the lighting model. The simulation is seeded
+    (Python's ``random``, the only source richardsonpy draws from), so its result is kept in
+    the set-up cache (:mod:`sim.hems.cache`) under the hash of the arguments and this code.
     """
+    from .cache import cached_arrays
+
+    if not 1 <= n_occupants <= 5:
+        raise HEMSConfigError("occupants", f"richardsonpy supports 1..5, got {n_occupants}")
+    ghi = np.asarray(ghi_w_m2, dtype=float)
+    inputs = (int(seed), int(n_occupants), int(start_day), int(n_days), ghi, int(slot_s))
+    arrays, _ = cached_arrays(
+        "household",
+        _household_code(),
+        inputs,
+        lambda: dict(
+            zip(
+                ("load_kw", "active"),
+                _simulate_household(*inputs),
+                strict=True,
+            )
+        ),
+    )
+    return arrays["load_kw"], arrays["active"]
+
+
+@functools.cache
+def _household_code() -> str:
+    from importlib.metadata import version
+
+    from .cache import source_digest
+
+    return source_digest([sys.modules[__name__]]) + ":richardsonpy " + version("richardsonpy")
+
+
+def _simulate_household(
+    seed: int, n_occupants: int, start_day: int, n_days: int, ghi_w_m2: np.ndarray, slot_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`household_days` without the cache."""
     import richardsonpy
     import richardsonpy.classes.appliance as app_model
     import richardsonpy.classes.lighting as light_model
@@ -172,8 +209,6 @@ def household_days(
     import richardsonpy.classes.stochastic_el_load_wrapper as wrapper
     from richardsonpy.classes.electric_load import ElectricLoad
 
-    if not 1 <= n_occupants <= 5:
-        raise HEMSConfigError("occupants", f"richardsonpy supports 1..5, got {n_occupants}")
     spd = 86400 // slot_s
     per_slot_min = slot_s // 60
     src = os.path.dirname(richardsonpy.__file__)
