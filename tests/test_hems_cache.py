@@ -1,4 +1,4 @@
-"""The set-up cache (sim.hems.cache): a cached fleet is the fresh fleet, bit for bit; a damaged
+"""The set-up cache (sim.cache): a cached fleet is the fresh fleet, bit for bit; a damaged
 or altered entry is recomputed; concurrent writers never leave a half-written entry."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim.cache import ENV, cache_key, cached_arrays
 from sim.hems import FleetConfig, HEMSFleet
-from sim.hems.cache import ENV, cache_key, cached_arrays
 from sim.hems.policy import DEVICES
 
 CONFIG = {"seed": 3, "n_homes": 8, "smart_share": 0.75, "start_day": 196}
@@ -120,3 +120,50 @@ def test_concurrent_writers_leave_one_valid_entry(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, str(tmp_path))
     arrays, hit = cached_arrays("race", "code", {"n": 200_000}, lambda: {"x": np.zeros(1)})
     assert hit and float(arrays["x"].sum()) == sums[0]
+
+
+def _same_feeder(a, b) -> None:
+    import pandas as pd
+
+    for name in ("homes", "sites", "zones"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    pd.testing.assert_series_equal(a.site_load, b.site_load)
+    assert (a.name, a.v_min_pu, a.v_max_pu, a.notes) == (b.name, b.v_min_pu, b.v_max_pu, b.notes)
+    tables = [k for k, v in a.net.items() if isinstance(v, pd.DataFrame) and not v.empty]
+    assert {"bus", "line", "trafo", "ext_grid", "asymmetric_load"} <= set(tables)
+    for table in tables:
+        pd.testing.assert_frame_equal(a.net[table], b.net[table], check_dtype=True)
+
+
+def test_cached_feeder_is_the_fresh_feeder_and_a_copy_per_call(tmp_path, monkeypatch):
+    import sim.cache
+    from grid_models import build_feeder
+    from grid_models.pgm import PGMPowerFlow
+
+    monkeypatch.setenv(ENV, "off")
+    fresh = build_feeder("small", min_group_size=3)
+    monkeypatch.setenv(ENV, str(tmp_path))
+    monkeypatch.setattr(sim.cache, "_MEMO", {})
+    built = build_feeder("small", min_group_size=3)
+    (entry,) = tmp_path.rglob("*.pickle")
+    monkeypatch.setattr(sim.cache, "_MEMO", {})  # the next one comes from the disk
+    from_disk = build_feeder("small", min_group_size=3)
+    memo = build_feeder("small", min_group_size=3)
+    for other in (built, from_disk, memo):
+        _same_feeder(fresh, other)
+    memo.net.line.loc[memo.net.line.index[0], "length_km"] *= 2  # copies are independent
+    assert (
+        build_feeder("small", min_group_size=3).net.line.length_km.iloc[0]
+        == (fresh.net.line.length_km.iloc[0])
+    )
+    p = np.full(fresh.n_sites, 2.0)
+    np.testing.assert_array_equal(
+        PGMPowerFlow(fresh)(p, p / 3).vm_pu, PGMPowerFlow(from_disk)(p, p / 3).vm_pu
+    )
+    other = build_feeder("small", min_group_size=4)  # other options: another entry
+    assert len(list(tmp_path.rglob("*.pickle"))) == 2
+    assert not other.zones.equals(fresh.zones) or other.zones.n_homes.min() >= 4
+    entry.write_bytes(entry.read_bytes()[:-10])  # damaged: rebuilt, never unpickled
+    monkeypatch.setattr(sim.cache, "_MEMO", {})
+    _same_feeder(fresh, build_feeder("small", min_group_size=3))
+    assert entry.read_bytes().split(b"\n", 1)[0].decode().split()[0] == entry.stem

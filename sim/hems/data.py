@@ -166,9 +166,9 @@ def household_days(
     active occupants in the slot (ground truth for privacy studies).
     ``ghi_w_m2`` (slot resolution) drives the lighting model. The simulation is seeded
     (Python's ``random``, the only source richardsonpy draws from), so its result is kept in
-    the set-up cache (:mod:`sim.hems.cache`) under the hash of the arguments and this code.
+    the set-up cache (:mod:`sim.cache`) under the hash of the arguments and this code.
     """
-    from .cache import cached_arrays
+    from sim.cache import cached_arrays
 
     if not 1 <= n_occupants <= 5:
         raise HEMSConfigError("occupants", f"richardsonpy supports 1..5, got {n_occupants}")
@@ -193,7 +193,7 @@ def household_days(
 def _household_code() -> str:
     from importlib.metadata import version
 
-    from .cache import source_digest
+    from sim.cache import source_digest
 
     return source_digest([sys.modules[__name__]]) + ":richardsonpy " + version("richardsonpy")
 

@@ -201,8 +201,9 @@ def _training_code() -> str:
     interpolation and the appliances' models)."""
     import sys
 
+    from sim.cache import source_digest
+
     from . import appliances, policy
-    from .cache import source_digest
 
     return source_digest([sys.modules[__name__], policy, appliances])
 
@@ -216,11 +217,11 @@ def cached_value_functions(
     terminal_usd_per_kwh: np.ndarray,
     e0_kwh: np.ndarray,
 ) -> tuple[ValueFunctions, float, bool]:
-    """:func:`train_value_functions` through the set-up cache (:mod:`sim.hems.cache`):
+    """:func:`train_value_functions` through the set-up cache (:mod:`sim.cache`):
     ``(value functions, seconds, from_cache)``. The key hashes every input (the homes'
     parameters, the sampled days, the grid and costs) and the training code, so a hit holds
     exactly the tables a fresh training computes (``tests/test_hems_fleet.py`` compares)."""
-    from .cache import cached_arrays
+    from sim.cache import cached_arrays
 
     t0 = time.perf_counter()
     inputs = {

@@ -1,20 +1,24 @@
-"""A disk cache for the fleet's deterministic set-up (trained value functions, richardsonpy
-households): arrays stored under the hash of everything that determines them.
+"""A disk cache for a run's deterministic set-up (the fleet's trained value functions and
+richardsonpy households, the feeders): stored under the hash of everything that determines
+them.
 
 Location: ``$BLOCKHEMS_CACHE`` if set, else ``~/.cache/blockhems``; ``BLOCKHEMS_CACHE=off``
 turns the cache off. An entry's key is the SHA-256 of its kind, the source code of the
 modules that compute it (so an edit to them never returns a stale result) and every input
-(arrays by dtype, shape and bytes). Each entry is one ``.npz`` file, written to a temporary
-file in the same folder and renamed into place (atomic on POSIX), so concurrent runs at worst
-compute the same entry twice and a reader never sees half a file. The file holds its own key
-and a SHA-256 of its arrays; an entry that fails to load or to verify (a truncated or altered
-file) is treated as missing, recomputed and rewritten.
+(arrays by dtype, shape and bytes). Each entry is one file, written to a temporary file in
+the same folder and renamed into place (atomic on POSIX), so concurrent runs at worst compute
+the same entry twice and a reader never sees half a file. Arrays go to ``.npz`` files that
+hold their own key and a SHA-256 of the arrays; objects (:func:`cached_object`, a feeder's
+pandapower net) to ``.pickle`` files that start with the key and a SHA-256 of the pickled
+bytes, checked before anything is unpickled. An entry that fails to load or to verify (a
+truncated or altered file) is treated as missing, recomputed and rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -92,7 +96,7 @@ def _load(path: Path, key: str) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def _store(folder: Path, path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+def _write_atomically(folder: Path, path: Path, write: Callable[[Any], None]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
@@ -100,12 +104,17 @@ def _store(folder: Path, path: Path, key: str, arrays: dict[str, np.ndarray]) ->
         return  # a read-only or full cache only costs the next run the computation
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_KEY: np.array(key), _DIGEST: np.array(_digest(arrays))})
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _store(folder: Path, path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    extra = {_KEY: np.array(key), _DIGEST: np.array(_digest(arrays))}
+    _write_atomically(folder, path, lambda f: np.savez(f, **arrays, **extra))
 
 
 def cached_arrays(
@@ -126,3 +135,32 @@ def cached_arrays(
     arrays = {name: np.asarray(value) for name, value in compute().items()}
     _store(folder, path, key, arrays)
     return arrays, False
+
+
+_MEMO: dict[str, bytes] = {}  # pickled objects already read or built in this process
+
+
+def cached_object(kind: str, code: str, inputs: Any, compute: Callable[[], Any]) -> Any:
+    """A fresh copy of the object for ``(kind, code, inputs)``: unpickled from this process's
+    memo or the cache (after checking its digest), or ``compute()`` stored in both. Every call
+    returns its own copy, so callers may mutate it."""
+    folder = cache_dir()
+    if folder is None:
+        return compute()
+    key = cache_key(kind, code, inputs)
+    blob = _MEMO.get(key)
+    path = folder / kind / f"{key}.pickle"
+    if blob is None and path.exists():
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            raw = b""
+        head, _, body = raw.partition(b"\n")
+        if head == f"{key} {hashlib.sha256(body).hexdigest()}".encode():
+            blob = body
+    if blob is None:
+        blob = pickle.dumps(compute(), protocol=pickle.HIGHEST_PROTOCOL)
+        head = f"{key} {hashlib.sha256(blob).hexdigest()}\n".encode()
+        _write_atomically(path.parent, path, lambda f: f.write(head + blob))
+    _MEMO[key] = blob
+    return pickle.loads(blob)
