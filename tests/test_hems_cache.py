@@ -18,7 +18,10 @@ CONFIG = {"seed": 3, "n_homes": 8, "smart_share": 0.75, "start_day": 196}
 
 def _fleet_day(monkeypatch: pytest.MonkeyPatch, cache: str) -> HEMSFleet:
     """A fleet trained and run for a day of slots at a fixed price and half-way caps."""
+    from sim.hems.data import weather_year
+
     monkeypatch.setenv(ENV, cache)
+    weather_year.cache_clear()  # the process keeps a year of weather too
     fleet = HEMSFleet(FleetConfig(**CONFIG))
     fleet.train()
     for t in range(fleet.n_slots):
@@ -38,10 +41,14 @@ def test_cached_and_fresh_fleets_are_identical(tmp_path, monkeypatch):
     first = _fleet_day(monkeypatch, str(tmp_path))  # fills the cache
     assert not first.training_cached
     kinds = {p.parent.name for p in _entries(tmp_path)}
-    assert kinds == {"value_functions", "household"}
+    assert kinds == {"value_functions", "household", "weather"}
     cached = _fleet_day(monkeypatch, str(tmp_path))
     assert cached.training_cached
     for other in (first, cached):
+        for name in ("temp_out_c", "ghi_w_m2", "pv_kw_per_kwp"):
+            np.testing.assert_array_equal(
+                getattr(other.weather, name), getattr(fresh.weather, name)
+            )
         np.testing.assert_array_equal(other.load_kw, fresh.load_kw)
         np.testing.assert_array_equal(other.occupancy, fresh.occupancy)
         for d in DEVICES:
