@@ -38,7 +38,12 @@ def cache_dir() -> Path | None:
     value = os.environ.get(ENV, "").strip()
     if value.lower() in _OFF:
         return None
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "blockhems"
+    if value:
+        return Path(value).expanduser()
+    try:
+        return Path.home() / ".cache" / "blockhems"
+    except RuntimeError:  # no home folder to be found: no cache
+        return None
 
 
 def source_digest(modules: Iterable[ModuleType]) -> str:
