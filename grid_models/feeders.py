@@ -24,6 +24,7 @@ per-phase values the power-flow wrapper overwrites.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -385,10 +386,30 @@ FEEDERS: dict[str, Callable[..., Feeder]] = {
 
 
 def build_feeder(name: str, **options) -> Feeder:
-    """Build a feeder by name (``small``, ``ieee_eu_lv``, ``large``); options go to the builder."""
+    """Build a feeder by name (``small``, ``ieee_eu_lv``, ``large``); options go to the builder.
+
+    The builders are deterministic, so a built feeder is kept in the set-up cache
+    (:mod:`sim.cache`, per name, options, this package's code and pandapower's version);
+    every call returns its own copy (callers write loads and results into its net)."""
     if name not in FEEDERS:
         raise GridModelError(f"unknown feeder {name!r}; valid names: {', '.join(FEEDERS)}")
-    try:
-        return FEEDERS[name](**options)
-    except TypeError as exc:  # unknown keyword option
-        raise GridModelError(f"feeder {name!r}: {exc}") from exc
+    from sim.cache import cached_object
+
+    def build() -> Feeder:
+        try:
+            return FEEDERS[name](**options)
+        except TypeError as exc:  # unknown keyword option
+            raise GridModelError(f"feeder {name!r}: {exc}") from exc
+
+    return cached_object("feeder", _builder_code(), {"name": name, "options": options}, build)
+
+
+@functools.cache
+def _builder_code() -> str:
+    import sys
+    from importlib.metadata import version
+
+    from grid_models import zones
+    from sim.cache import source_digest
+
+    return source_digest([sys.modules[__name__], zones]) + ":pandapower " + version("pandapower")

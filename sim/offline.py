@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from grid_models import run_power_flow
+from grid_models.engine import power_flow_engine
 from sim.chain.units import kw_to_w, lambda_as_posted, price_from_chain, price_to_chain
 from sim.market.agents import DSOAgent, HomesAgent, RevealedBid
 from sim.market.setup import aggregation_groups, build_dso, build_fleet, day_prices
@@ -52,6 +52,7 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
     grid_feeder = build_scenario_feeder(scenario)
     dso_feeder = build_scenario_feeder(scenario)
     scenario = resolve_scenario(scenario, grid_feeder)
+    power_flow = power_flow_engine(grid_feeder, scenario.feeder.engine)
     fleet = build_fleet(scenario, grid_feeder.n_homes)
     fleet.train()
     t = scenario.time
@@ -92,8 +93,7 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
         homes.apply(round_, {group: lambda_as_posted(value) for group, value in lam.items()})
         wall["homes"] += time.perf_counter() - start
         start = time.perf_counter()
-        result = run_power_flow(
-            grid_feeder,
+        result = power_flow(
             grid_feeder.site_totals(homes.import_kw),
             grid_feeder.site_totals(homes.q_kvar),
             slot=slot,

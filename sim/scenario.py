@@ -77,8 +77,13 @@ class FeederSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="builder keyword options")
     own_process: Bool = Field(
         default=False,
-        description="run the grid simulator (runpp_3ph) in its own process, beside the DSO "
-        "and the homes of the next slot (worth it when the power flow takes 0.1 s or more)",
+        description="run the grid simulator in its own process, beside the DSO and the homes "
+        "of the next slot (worth it when the power flow takes 0.1 s or more: runpp_3ph)",
+    )
+    engine: Literal[AC_ENGINES] = Field(
+        default=DEFAULT_AC_ENGINE,
+        description="engine of the ground-truth power flow: power-grid-model (pgm, fast) or "
+        "pandapower runpp_3ph (the cross-check; they agree within 1e-4 pu)",
     )
 
     @field_validator("name")

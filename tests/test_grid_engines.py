@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grid_models import build_feeder, run_power_flow
+from grid_models import GridModelError, build_feeder, run_power_flow
 from grid_models.pgm import run_pgm
 
 
@@ -88,3 +88,38 @@ def test_pgm_engine_reports_divergence_as_power_flow_error(eu):
     p = np.full(eu.n_sites, 400.0)  # 22 MW on an 800 kVA feeder: no solution
     with pytest.raises(PowerFlowError, match="did not converge in slot 7"):
         PGMPowerFlow(eu)(p, p * 0.3, slot=7)
+
+
+def test_ground_truth_engines_agree_on_the_default_feeder():
+    """The scenario switch `feeder.engine`: the default scenario's ground truth runs on
+    power-grid-model; on its feeder both engines agree within 1e-4 pu on every bus-phase
+    voltage and 2e-4 of the rating on every line-phase and transformer loading, from a
+    light night load through an evening peak to a midday PV export."""
+    from grid_models.engine import DEFAULT_ENGINE, ENGINES, power_flow_engine
+    from sim.scenario import DEFAULT_SCENARIO, build_scenario_feeder, load_scenario
+
+    scenario = load_scenario(DEFAULT_SCENARIO)
+    assert scenario.feeder.engine == DEFAULT_ENGINE == "pgm"
+    assert set(ENGINES) == {"pgm", "pandapower"}
+    feeder = build_scenario_feeder(scenario)
+    pgm, pandapower = (power_flow_engine(feeder, e) for e in ("pgm", "pandapower"))
+    rng = np.random.default_rng(14)
+    worst_v = worst_loading = 0.0
+    for lo, hi in ((0.2, 0.8), (1.0, 4.0), (-4.0, -0.5)):
+        p = feeder.site_totals(rng.uniform(lo, hi, feeder.n_homes))
+        q = feeder.site_totals(rng.uniform(0.0, 0.5, feeder.n_homes))
+        a, b = pgm(p, q, slot=1), pandapower(p, q, slot=1)
+        assert np.array_equal(a.bus, b.bus) and np.array_equal(a.line, b.line)
+        worst_v = max(worst_v, np.abs(a.vm_pu - b.vm_pu).max())
+        worst_loading = max(
+            worst_loading,
+            np.abs(a.line_loading_pct - b.line_loading_pct).max(),
+            np.abs(a.trafo_loading_pct - b.trafo_loading_pct).max(),
+        )
+        assert a.losses_kw == pytest.approx(b.losses_kw, rel=1e-3, abs=1e-3)
+        assert np.allclose(a.p_sub_kw, b.p_sub_kw, rtol=1e-4, atol=0.01)
+    print(f"default feeder: max |dV| {worst_v:.1e} pu, max |d loading| {worst_loading:.1e} %")
+    assert worst_v <= 1e-4
+    assert worst_loading <= 0.02  # percentage points, i.e. 2e-4 of the rating
+    with pytest.raises(GridModelError, match="unknown power-flow engine"):
+        power_flow_engine(feeder, "opendss")

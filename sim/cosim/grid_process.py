@@ -50,8 +50,9 @@ class GridProcessSim(GridSim):
 
             start = wallclock.perf_counter()
             scenario = parse_scenario(yaml.safe_load(scenario_yaml), "grid process scenario")
-            self.table_rows = partial(grid_rows, rating_factor=scenario.dso.ampacity_factor)
-            self.feeder = build_scenario_feeder(scenario)
+            rows = partial(grid_rows, rating_factor=scenario.dso.ampacity_factor)
+            feeder = build_scenario_feeder(scenario)
+            GridSim.setup(self, feeder, self.slot_offset, rows, scenario.feeder.engine)
             self.setup_s = wallclock.perf_counter() - start
         except BaseException as exc:  # reported by the first step
             self._error = exc

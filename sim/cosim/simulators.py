@@ -173,18 +173,20 @@ class HomesSim(_PhasedSim):
 
 
 class GridSim(_PhasedSim):
-    """Three-phase AC power flow of the actual demand of every home."""
+    """Three-phase AC power flow of the actual demand of every home (the ground truth), on
+    `engine` (`feeder.engine`: pgm or pandapower, see grid_models.engine)."""
 
     MODEL = "Grid"
     ATTRS = ["p_kw", "q_kvar", "substation", "records"]
     PHASES = ("dispatch",)
 
-    def setup(self, feeder, slot_offset: int, table_rows: Callable) -> None:
+    def setup(self, feeder, slot_offset: int, table_rows: Callable, engine: str = "pgm") -> None:
+        from grid_models.engine import power_flow_engine
+
         self.feeder, self.slot_offset, self.table_rows = feeder, slot_offset, table_rows
+        self.power_flow = power_flow_engine(feeder, engine)
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
-        from grid_models import run_power_flow
-
         p = np.zeros(self.feeder.n_homes)
         q = np.zeros(self.feeder.n_homes)
         for attr, target in (("p_kw", p), ("q_kvar", q)):
@@ -192,9 +194,7 @@ class GridSim(_PhasedSim):
                 for home, value in per_home.items():
                     target[int(home)] = value
         slot = round_ + self.slot_offset
-        result = run_power_flow(
-            self.feeder, self.feeder.site_totals(p), self.feeder.site_totals(q), slot=slot
-        )
+        result = self.power_flow(self.feeder.site_totals(p), self.feeder.site_totals(q), slot=slot)
         self.outputs["records"] = self.table_rows(self.feeder, result, round_)
         self.outputs["substation"] = {
             "p_kw": [float(v) for v in result.p_sub_kw],

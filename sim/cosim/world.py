@@ -238,6 +238,7 @@ def build_world(
             feeder=parts.grid_feeder,
             slot_offset=t.first_slot,
             table_rows=partial(grid_rows, rating_factor=parts.scenario.dso.ampacity_factor),
+            engine=parts.scenario.feeder.engine,
         ).Grid()
     recorder = world.start(
         "RecorderSim", schedule=schedule, writer=writer, on_slot=on_slot

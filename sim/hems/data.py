@@ -27,6 +27,7 @@ import datetime as _dt
 import functools
 import os
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +93,10 @@ class Weather:
 
 
 def _tmy_path(weather_file: str) -> str:
-    import pvlib
+    import importlib.util
 
-    path = os.path.join(os.path.dirname(pvlib.__file__), "data", weather_file)
+    spec = importlib.util.find_spec("pvlib")  # its folder, without importing pvlib
+    path = os.path.join(os.path.dirname(spec.origin), "data", weather_file)
     if not os.path.isfile(path):
         raise HEMSConfigError("weather_file", f"{weather_file!r} is not in pvlib's data folder")
     return path
@@ -102,13 +104,31 @@ def _tmy_path(weather_file: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def weather_year(weather_file: str, slot_s: int) -> Weather:
-    """Whole TMY3 year at slot resolution (cached)."""
+    """Whole TMY3 year at slot resolution (cached in the process and in the set-up cache,
+    :mod:`sim.cache`, under the hash of the TMY3 file, ``slot_s``, this code and pvlib's
+    version)."""
+    from importlib.metadata import version
+
+    from sim.cache import cached_arrays, source_digest
+
+    path = _tmy_path(weather_file)
+    with open(path, "rb") as f:
+        tmy = np.frombuffer(f.read(), dtype=np.uint8)
+    arrays, _ = cached_arrays(
+        "weather",
+        source_digest([sys.modules[__name__]]) + ":pvlib " + version("pvlib"),
+        {"tmy3": tmy, "slot_s": int(slot_s)},
+        lambda: _weather_year_arrays(path, slot_s),
+    )
+    return Weather(slot_s, arrays["temp_out_c"], arrays["ghi_w_m2"], arrays["pv_kw_per_kwp"])
+
+
+def _weather_year_arrays(path: str, slot_s: int) -> dict[str, np.ndarray]:
+    """:func:`weather_year`'s arrays, computed with pvlib."""
     import pandas as pd
     import pvlib
 
-    data, meta = pvlib.iotools.read_tmy3(
-        _tmy_path(weather_file), coerce_year=TMY_YEAR, map_variables=True
-    )
+    data, meta = pvlib.iotools.read_tmy3(path, coerce_year=TMY_YEAR, map_variables=True)
     hourly = {
         k: data[k].to_numpy(dtype=float) for k in ("temp_air", "ghi", "dni", "dhi", "wind_speed")
     }
@@ -140,7 +160,7 @@ def weather_year(weather_file: str, slot_s: int) -> Weather:
         pdc = pvlib.pvsystem.pvwatts_dc(poa, t_cell, pdc0=1.0, gamma_pdc=-0.004)
         pac = np.clip(np.asarray(pdc) * 0.86 * 0.96, 0.0, 1.0 / 1.2)
         pv.append(pac)
-    return Weather(slot_s, v["temp_air"], ghi, np.array(pv))
+    return {"temp_out_c": v["temp_air"], "ghi_w_m2": ghi, "pv_kw_per_kwp": np.array(pv)}
 
 
 def load_weather(weather_file: str, start_day: int, n_days: int, slot_s: int) -> Weather:
@@ -163,8 +183,44 @@ def household_days(
     Returns ``(load_kw, active_occupants)``, both of length n_days * slots per day:
     the non-controllable electric load (kW, slot mean) and the mean number of
     active occupants in the slot (ground truth for privacy studies).
-    ``ghi_w_m2`` (slot resolution) drives the lighting model.
+    ``ghi_w_m2`` (slot resolution) drives the lighting model. The simulation is seeded
+    (Python's ``random``, the only source richardsonpy draws from), so its result is kept in
+    the set-up cache (:mod:`sim.cache`) under the hash of the arguments and this code.
     """
+    from sim.cache import cached_arrays
+
+    if not 1 <= n_occupants <= 5:
+        raise HEMSConfigError("occupants", f"richardsonpy supports 1..5, got {n_occupants}")
+    ghi = np.asarray(ghi_w_m2, dtype=float)
+    inputs = (int(seed), int(n_occupants), int(start_day), int(n_days), ghi, int(slot_s))
+    arrays, _ = cached_arrays(
+        "household",
+        _household_code(),
+        inputs,
+        lambda: dict(
+            zip(
+                ("load_kw", "active"),
+                _simulate_household(*inputs),
+                strict=True,
+            )
+        ),
+    )
+    return arrays["load_kw"], arrays["active"]
+
+
+@functools.cache
+def _household_code() -> str:
+    from importlib.metadata import version
+
+    from sim.cache import source_digest
+
+    return source_digest([sys.modules[__name__]]) + ":richardsonpy " + version("richardsonpy")
+
+
+def _simulate_household(
+    seed: int, n_occupants: int, start_day: int, n_days: int, ghi_w_m2: np.ndarray, slot_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`household_days` without the cache."""
     import richardsonpy
     import richardsonpy.classes.appliance as app_model
     import richardsonpy.classes.lighting as light_model
@@ -172,8 +228,6 @@ def household_days(
     import richardsonpy.classes.stochastic_el_load_wrapper as wrapper
     from richardsonpy.classes.electric_load import ElectricLoad
 
-    if not 1 <= n_occupants <= 5:
-        raise HEMSConfigError("occupants", f"richardsonpy supports 1..5, got {n_occupants}")
     spd = 86400 // slot_s
     per_slot_min = slot_s // 60
     src = os.path.dirname(richardsonpy.__file__)

@@ -75,7 +75,7 @@ from .policy import (
     respond,
     state_nodes,
 )
-from .training import TrainingData, sample_training_days, train_value_functions, training_pool
+from .training import TrainingData, cached_value_functions, sample_training_days, training_pool
 
 __all__ = ["HEMSFleet", "HEMSStateError", "CAP_TOL_KW", "RECORD_NAMES"]
 
@@ -161,6 +161,7 @@ class HEMSFleet:
         self.terminal_usd_per_kwh = np.max(self.price_forecast) / p.bat_eff
         self.value_functions: ValueFunctions | None = None
         self.training_seconds: float | None = None
+        self.training_cached = False  # the last training came from the set-up cache
         self._policy_name = policy
         self.policy: Policy | None = None
         self.reset()
@@ -220,7 +221,7 @@ class HEMSFleet:
         day = self.slot // self.slots_per_day if day is None else day
         self.training_data = sample_training_days(self, day)
         self._trained_day = day
-        self.value_functions, self.training_seconds = train_value_functions(
+        self.value_functions, self.training_seconds, self.training_cached = cached_value_functions(
             self.params,
             self.training_data,
             self.dt_h,

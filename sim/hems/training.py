@@ -192,6 +192,63 @@ def train_value_functions(
     return vf, time.perf_counter() - t0
 
 
+VALUE_FUNCTION_ARRAYS = DEVICES  # one table V[dev] (S + 1, H, G) per device
+
+
+@functools.cache
+def _training_code() -> str:
+    """Digest of the code that computes the value functions (this module, the policy's
+    interpolation and the appliances' models)."""
+    import sys
+
+    from sim.cache import source_digest
+
+    from . import appliances, policy
+
+    return source_digest([sys.modules[__name__], policy, appliances])
+
+
+def cached_value_functions(
+    params: SmartHomeParams,
+    data: TrainingData,
+    dt_h: float,
+    n_points: int,
+    deg_usd_per_kwh: float,
+    terminal_usd_per_kwh: np.ndarray,
+    e0_kwh: np.ndarray,
+) -> tuple[ValueFunctions, float, bool]:
+    """:func:`train_value_functions` through the set-up cache (:mod:`sim.cache`):
+    ``(value functions, seconds, from_cache)``. The key hashes every input (the homes'
+    parameters, the sampled days, the grid and costs) and the training code, so a hit holds
+    exactly the tables a fresh training computes (``tests/test_hems_fleet.py`` compares)."""
+    from sim.cache import cached_arrays
+
+    t0 = time.perf_counter()
+    inputs = {
+        "params": {name: np.asarray(value) for name, value in vars(params).items()},
+        "data": {name: np.asarray(value) for name, value in vars(data).items()},
+        "dt_h": float(dt_h),
+        "n_points": int(n_points),
+        "deg_usd_per_kwh": float(deg_usd_per_kwh),
+        "terminal_usd_per_kwh": np.asarray(terminal_usd_per_kwh, dtype=float),
+        "e0_kwh": np.asarray(e0_kwh, dtype=float),
+    }
+
+    def fresh() -> dict[str, np.ndarray]:
+        vf, _ = train_value_functions(
+            params, data, dt_h, n_points, deg_usd_per_kwh, terminal_usd_per_kwh, e0_kwh
+        )
+        return {d: vf.v[d] for d in VALUE_FUNCTION_ARRAYS}
+
+    arrays, hit = cached_arrays("value_functions", _training_code(), inputs, fresh)
+    vf = ValueFunctions(params, data.price.shape[2], n_points)
+    for d in VALUE_FUNCTION_ARRAYS:
+        if arrays[d].shape != vf.v[d].shape:  # a key collision cannot pass; a bug would
+            raise ValueError(f"cached value function {d} has shape {arrays[d].shape}")
+        vf.v[d] = arrays[d]
+    return vf, time.perf_counter() - t0, hit
+
+
 def _dp_linear(
     free: np.ndarray,
     slope: np.ndarray,
