@@ -32,6 +32,7 @@ SUMMARY_PREFIXES = (
     "phase c:",
     "voltage band:",
     "energy not served:",
+    "slot-to-slot change per group:",
     "gas per slot:",
     "keys:",
     "wall time:",

@@ -189,7 +189,7 @@ def test_field_refused(tmp_path: Path, old: str, new: str, message: str) -> None
         ("battery_kw: [1.0, 2.0]", "battery_kw: [2.0, 1.0]", r"ranges\.battery_kw: .*inverted"),
         ("battery_kw: [1.0, 2.0]", "battery_kw: [-2.0, 1.0]", r"ranges\.battery_kw: must be >"),
         ("  seed: 7", "  seed: 7\n  shards: 64", r"homes\.shards = 64 exceeds the 3 aggregation"),
-        ("  v_margin_pu: 0.015", "  v_margin_pu: 0.09", r"dso\.v_margin_pu: .*leaves nothing"),
+        ("  ampacity_factor: 1.0", "  v_margin_pu: 0.09", r"dso\.v_margin_pu: .*leaves nothing"),
     ],
 )
 def test_run_checks_in_validate(tmp_path: Path, old: str, new: str, message: str) -> None:
