@@ -1,5 +1,8 @@
 """The `blockhems` command line: run, plot and validate scenarios; the on-chain demo; the
-privacy measurement (occupancy-inference attack on both contracts)."""
+privacy measurement (occupancy-inference attack on both contracts).
+
+Length: one short handler per subcommand and the argument parser; the handlers import their
+work lazily, so the file grows with the commands, not with logic."""
 
 from __future__ import annotations
 

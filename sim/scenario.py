@@ -5,6 +5,11 @@ DSO's limits and the outputs. Every mistake is reported as one ScenarioError who
 names the key (dotted path) and the problem, e.g.
 
     scenario quick.yaml: time.slot_s: 700 s does not divide a day (86400 s)
+
+Length: the schema, the checks of its content and the safe reading of a file (size, text,
+aliases, duplicate keys, depth) are kept together so that one module answers "what does a
+scenario file accept"; the reading part (`read_scenario_text`, `load_yaml_text`) is the
+candidate to move out first.
 """
 
 from __future__ import annotations

@@ -32,7 +32,13 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "comfort_violations": "int64",
         "lines_over_limit": "int64",
     },
-    "groups": {"round": "int64", "group": "int64", "revealed": "bool", "contributors": "int64"},
+    "groups": {
+        "round": "int64",
+        "group": "int64",
+        "revealed": "bool",
+        "implausible": "bool",
+        "contributors": "int64",
+    },
     "homes": {
         "round": "int64",
         "home": "int64",

@@ -116,3 +116,19 @@ def test_contract_limits_equal_the_python_constants() -> None:
     assert contract.call("LAMBDA_SCALE") == units.LAMBDA_SCALE
     assert contract.min_group_size == constants.DEFAULT_MIN_GROUP_SIZE
     assert contract.recovery_period_s == constants.DEFAULT_RECOVERY_S
+
+
+LONG_MODULE_LINES = 460
+
+
+def test_a_long_module_says_why_in_its_docstring() -> None:
+    """No module over ~450 lines without a 'Length:' paragraph in its docstring."""
+    unexplained = []
+    for root in (Path(sim.__file__).parent, Path(grid_models.__file__).parent):
+        for path in root.rglob("*.py"):
+            text = path.read_text()
+            if text.count("\n") > LONG_MODULE_LINES:
+                doc = ast.get_docstring(ast.parse(text)) or ""
+                if "Length:" not in doc:
+                    unexplained.append(f"{path.name}: {text.count(chr(10))} lines")
+    assert not unexplained, unexplained

@@ -3,6 +3,9 @@
 Units at this interface: demand bounds in integer watts (signed), prices in $/kWh, lambda as
 a float in [0, 1], times as block timestamps in seconds. On chain: the fixed-point scales of
 ``sim.chain.units``.
+
+Length: the contract's three parties (the contract handle with its views, the DSO, a home)
+share its ABI, its statuses and the masking context; each class is short, the file is not.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ given, ``forecast_power_factor`` is assumed.
 The DSO's AC checks run on ``ac_engine``: ``"pandapower"`` (``runpp_3ph``, the grid
 simulator's engine) or ``"pgm"`` (power-grid-model on the same feeder data, about 15 times
 faster; the two agree within 5e-4 pu, see tests/test_grid_engines.py).
+
+Length: the DSO object holds both stages' set-up, the K-point segment model of stage 2 and
+its AC-check loop; the stage problems themselves live in stage1.py and stage2.py.
 """
 
 from __future__ import annotations

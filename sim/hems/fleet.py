@@ -37,6 +37,10 @@ below the comfort-keeping plan to meet a cap: energy not served), lmin_kw, lmax_
 price_usd_per_kwh, draw_l.
 ``fleet.occupancy`` (homes, slots) is the ground-truth mean number of active
 occupants per slot for every home.
+
+Length: the fleet's state machine (ranges or bid points, then dispatch at a cap or at the bid,
+then the state step and its records) is one vectorized object; models, policy, training and
+household data are already in their own modules.
 """
 
 from __future__ import annotations

@@ -277,6 +277,7 @@ class HomesAgent:
         self.dropout_probability = dropout_probability
         self._rng = np.random.default_rng(seed)
         self.lmin_kw = np.zeros(fleet.n_homes)
+        self.low_price_kw = np.zeros(fleet.n_homes)
         self.lmax_kw = np.zeros(fleet.n_homes)
         self.p_low = np.zeros(fleet.n_homes)
         self.p_high = np.zeros(fleet.n_homes)
@@ -299,6 +300,8 @@ class HomesAgent:
         self.points_kw = self.fleet.compute_points(slot, ladder)
         self.points_q_kvar = self.fleet.points_q_kvar
         self.lmin_kw, self.lmax_kw = self.points_kw[:, -1], self.points_kw[:, 0]
+        # what each home would draw at the band's low price: the point at p_low
+        self.low_price_kw = self.points_kw[:, 1 if self.points_kw.shape[1] > 2 else 0]
         # Drawn for the whole fleet, so that every shard draws the same dropouts.
         drops = self._rng.random(self.fleet.n_homes) < self.dropout_probability
         # Every HEMS home not dropped submits (this shard's and the others'; a refused batch

@@ -89,6 +89,7 @@ def homes_rows(
             "p_high_usd_per_kwh": float(agent.p_high[i]),
             "lmin_kw": float(agent.lmin_kw[i]),
             "lmax_kw": float(agent.lmax_kw[i]),
+            "low_price_kw": float(agent.low_price_kw[i]),
             "cap_kw": float(agent.cap_kw[i]) if np.isfinite(agent.cap_kw[i]) else None,
             "import_kw": float(agent.import_kw[i]),
             "q_kvar": float(agent.q_kvar[i]),

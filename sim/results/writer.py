@@ -237,7 +237,9 @@ def summarize(
     out.update(limit_summary(slots, v_band, slot_h, rating_factor))
     out["verdict"] = verdict(out)
     smart = homes[homes.smart]
-    shifted = (smart.lmax_kw - smart.cap_kw).clip(lower=0) * slot_h
+    # held below what the homes would draw at the band's low price (Lmax in the paper's mode)
+    low = smart["low_price_kw"] if "low_price_kw" in smart else smart.lmax_kw
+    shifted = (low - smart.cap_kw).clip(lower=0) * slot_h
     out["energy_shifted_kwh"] = float(shifted.sum())
     out["comfort_violations"] = int((homes.comfort_violation_c > 1e-6).sum())
     groups = tables["groups"]
