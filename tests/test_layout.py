@@ -61,6 +61,7 @@ LAYERS = [
     "sim.cli",
     "sim.cosim",
     "sim.offline",
+    "sim.oracle",
     "sim.results",
     "sim.privacy",
     "sim.market",

@@ -1,0 +1,131 @@
+"""The feeder as the oracle sees it: the DSO's linear model around AC operating points, and
+the ground-truth AC flow that judges a dispatch.
+
+`GridModel` wraps the DSO's own sensitivities (`grid_models.LinearModel`, the rows of
+`sim.dso.limits.ConstraintRows`; nothing is linearized anew): per slot, at the AC solution of
+the oracle's last dispatch, the voltage rows (pu^2 per kW / kvar of site demand, constant per
+feeder) and the branch rows (A per kW / kvar, per operating point) with their margins. Its
+`constraints` writes them for every slot of the horizon as cvxpy constraints on the site
+demand, each slot with one slack in pu^2 on the voltage rows and one in A on the branch rows
+(so a slot the linear model cannot keep is reported with its least worst excursion instead of
+making the program infeasible). `ac_slot` runs the ground-truth power flow (`runpp_3ph`, as
+the grid simulator) and returns the co-simulation's slot row (`sim.results.tables.grid_rows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from grid_models import Feeder, LinearModel, OperatingPoint, PowerFlowResult, run_power_flow
+from sim.dso.limits import ConstraintRows, DSOLimits
+from sim.results.tables import grid_rows
+
+
+@dataclass
+class SlotLinearization:
+    """The linear rows of one slot at an operating point (see `ConstraintRows.margins`)."""
+
+    op: OperatingPoint
+    v_lo: np.ndarray  # pu^2 change allowed (voltage rows)
+    v_hi: np.ndarray
+    head_a: np.ndarray  # A of headroom (branch rows)
+    di_p: np.ndarray  # (n_b, n_sites) A per kW
+    di_q: np.ndarray  # A per kvar
+
+
+class GridModel:
+    """The linear model of a feeder and its ground-truth AC flow (a separate net copy)."""
+
+    def __init__(self, feeder: Feeder, truth: Feeder, limits: DSOLimits, rating_factor: float):
+        self.feeder = feeder
+        self.truth = truth
+        self.limits = limits
+        self.rating_factor = float(rating_factor)
+        self.model = LinearModel(feeder)
+        self.rows = ConstraintRows(self.model)
+        homes = feeder.homes.sort_values("home_id")
+        incidence = np.zeros((feeder.n_sites, feeder.n_homes))
+        incidence[homes.site.to_numpy(), homes.home_id.to_numpy()] = 1.0
+        self.incidence = incidence  # sites x homes
+
+    def site_demand(self, per_home: np.ndarray) -> np.ndarray:
+        """Per-site totals (n_sites, T) of a per-home array (n_homes, T)."""
+        return self.incidence @ per_home
+
+    def ac(self, p_site_kw: np.ndarray, q_site_kvar: np.ndarray, slot: int) -> PowerFlowResult:
+        """The ground-truth AC flow of one slot's site demand (kW, kvar)."""
+        return run_power_flow(self.truth, p_site_kw, q_site_kvar, slot=slot)
+
+    def slot_row(self, result: PowerFlowResult, round_: int) -> dict:
+        """The co-simulation's slot row of the ground truth (voltage extremes per phase, line
+        and transformer loading, lines over the study's rating)."""
+        return grid_rows(self.truth, result, round_, self.rating_factor)["slots"][0]
+
+    def linearize(
+        self, result: PowerFlowResult, p_site_kw: np.ndarray, q_site_kvar: np.ndarray,
+        extra_v_margin_pu: float = 0.0, extra_i_margin_pct: float = 0.0,
+    ) -> SlotLinearization:  # fmt: skip
+        """The rows of one slot at the AC solution `result` of `p_site_kw, q_site_kvar`, with
+        the limits' margins raised by the given extras (pu, % of ampacity)."""
+        op = self.model.operating_point(result, p_site_kw, q_site_kvar)
+        lim = DSOLimits(
+            self.limits.v_min_pu,
+            self.limits.v_max_pu,
+            line_ampacity_a=self.limits.line_ampacity_a,
+            v_margin_pu=self.limits.v_margin_pu + extra_v_margin_pu,
+            i_margin_pct=self.limits.i_margin_pct + extra_i_margin_pct,
+        )
+        lo, hi, head, di_p, di_q = self.rows.margins(op, lim)
+        return SlotLinearization(op, lo, hi, head, di_p, di_q)
+
+    def constraints(
+        self,
+        p_site: cp.Variable,
+        q_site: cp.Variable,
+        lins: list[SlotLinearization],
+        slack_v: cp.Variable,
+        slack_i: cp.Variable,
+    ) -> list:
+        """The linear limits of every slot on site demand `p_site, q_site` (n_sites, T
+        variables): `v_lo - slack_v <= K_P dp + K_Q dq <= v_hi + slack_v` (pu^2) and
+        `S_P dp + S_Q dq <= head + slack_i` (A), dp, dq against each slot's operating point.
+        The branch rows of all slots are one block-diagonal sparse matrix (one constraint)."""
+        n = len(lins)
+        p0 = np.stack([lin.op.p_kw for lin in lins], axis=1)
+        q0 = np.stack([lin.op.q_kvar for lin in lins], axis=1)
+        dv = cp.Variable((self.rows.n_v, n), name="dv_pu2")
+        v_lo = np.stack([lin.v_lo for lin in lins], axis=1)
+        v_hi = np.stack([lin.v_hi for lin in lins], axis=1)
+        spread = np.ones((self.rows.n_v, 1)) @ cp.reshape(slack_v, (1, n), order="C")
+        cons = [
+            dv == self.rows.kv_p @ p_site + self.rows.kv_q @ q_site
+            - (self.rows.kv_p @ p0 + self.rows.kv_q @ q0),
+            dv >= v_lo - spread,
+            dv <= v_hi + spread,
+        ]  # fmt: skip
+        s_p = sp.block_diag([lin.di_p for lin in lins], format="csr")
+        s_q = sp.block_diag([lin.di_q for lin in lins], format="csr")
+        base = np.concatenate(
+            [lin.head_a + lin.di_p @ lin.op.p_kw + lin.di_q @ lin.op.q_kvar for lin in lins]
+        )
+        slack = cp.vec(np.ones((self.rows.n_b, 1)) @ cp.reshape(slack_i, (1, n), order="C"),
+                       order="F")  # fmt: skip
+        cons.append(
+            s_p @ cp.vec(p_site, order="F") + s_q @ cp.vec(q_site, order="F") <= base + slack
+        )
+        return cons
+
+
+def ac_excess(row: dict, v_band: tuple[float, float], rating_pct: float) -> tuple[float, float]:
+    """How far one slot's ground truth is outside the limits: (voltage pu beyond the band on
+    either side, line or transformer loading % beyond the rating), 0 when inside."""
+    v_min, v_max = v_band
+    lows = min(row[f"v_min_{ph}_pu"] for ph in "abc")
+    highs = max(row[f"v_max_{ph}_pu"] for ph in "abc")
+    dv = max(v_min - lows, highs - v_max, 0.0)
+    di = max(row["max_line_loading_pct"] - rating_pct, row["max_trafo_loading_pct"] - 100.0, 0.0)
+    return dv, di
