@@ -24,6 +24,8 @@ from grid_models import Feeder, LinearModel, OperatingPoint, PowerFlowResult, ru
 from sim.dso.limits import ConstraintRows, DSOLimits
 from sim.results.tables import grid_rows
 
+ACTIVE_BAND_PU = 0.03  # a voltage row enters the program within this distance of a limit
+
 
 @dataclass
 class SlotLinearization:
@@ -55,6 +57,7 @@ class GridModel:
             self._fast = PGMPowerFlow(feeder)
         self.limits = limits
         self.rating_factor = float(rating_factor)
+        self.active: np.ndarray | None = None  # (n_v, T) voltage rows in the program
         self.model = LinearModel(feeder)
         self.rows = ConstraintRows(self.model)
         homes = feeder.homes.sort_values("home_id")
@@ -108,31 +111,54 @@ class GridModel:
         """The linear limits of every slot on site demand `p_site, q_site` (n_sites, T
         variables): `v_lo - slack_v <= K_P dp + K_Q dq <= v_hi + slack_v` (pu^2) and
         `S_P dp + S_Q dq <= head + slack_i` (A), dp, dq against each slot's operating point.
-        The branch rows of all slots are one block-diagonal sparse matrix (one constraint)."""
-        n = len(lins)
-        p0 = np.stack([lin.op.p_kw for lin in lins], axis=1)
-        q0 = np.stack([lin.op.q_kvar for lin in lins], axis=1)
-        dv = cp.Variable((self.rows.n_v, n), name="dv_pu2")
-        v_lo = np.stack([lin.v_lo for lin in lins], axis=1)
-        v_hi = np.stack([lin.v_hi for lin in lins], axis=1)
-        spread = np.ones((self.rows.n_v, 1)) @ cp.reshape(slack_v, (1, n), order="C")
-        cons = [
-            dv == self.rows.kv_p @ p_site + self.rows.kv_q @ q_site
-            - (self.rows.kv_p @ p0 + self.rows.kv_q @ q0),
-            dv >= v_lo - spread,
-            dv <= v_hi + spread,
-        ]  # fmt: skip
+
+        Voltage rows are an active set: a slot's row enters once its AC voltage at an
+        operating point came within `ACTIVE_BAND_PU` of a limit, and stays for the later
+        passes (the rows far from both limits cannot bind within one pass's move; a row that
+        does shows in the AC check of that pass and enters at the next). Rows of all slots
+        are one sparse block-diagonal matrix over the columns of the site demand."""
+        n, ns = len(lins), self.feeder.n_sites
+        vm = np.sqrt(np.stack([lin.op.vsq[self.rows.v_rows] for lin in lins], axis=1))
+        near = (vm < self.limits.v_min_pu + ACTIVE_BAND_PU) | (
+            vm > self.limits.v_max_pu - ACTIVE_BAND_PU
+        )
+        self.active = near if self.active is None else self.active | near
+        slots, rows = np.nonzero(self.active.T)  # slot-major: the rows of slot 0 first
+        vec_p, vec_q = cp.vec(p_site, order="F"), cp.vec(q_site, order="F")
+        cons = []
+        if len(rows):
+            m_p = _row_blocks(self.rows.kv_p, rows, slots, ns, n)
+            m_q = _row_blocks(self.rows.kv_q, rows, slots, ns, n)
+            p0 = np.concatenate([lin.op.p_kw for lin in lins])
+            q0 = np.concatenate([lin.op.q_kvar for lin in lins])
+            lo = np.array([lins[t].v_lo[r] for r, t in zip(rows, slots, strict=True)])
+            hi = np.array([lins[t].v_hi[r] for r, t in zip(rows, slots, strict=True)])
+            spread = sp.csr_matrix(
+                (np.ones(len(rows)), (np.arange(len(rows)), slots)), (len(rows), n)
+            )
+            dv = cp.Variable(len(rows), name="dv_pu2")
+            cons += [
+                dv == m_p @ vec_p + m_q @ vec_q - (m_p @ p0 + m_q @ q0),
+                dv >= lo - spread @ slack_v,
+                dv <= hi + spread @ slack_v,
+            ]
         s_p = sp.block_diag([lin.di_p for lin in lins], format="csr")
         s_q = sp.block_diag([lin.di_q for lin in lins], format="csr")
         base = np.concatenate(
             [lin.head_a + lin.di_p @ lin.op.p_kw + lin.di_q @ lin.op.q_kvar for lin in lins]
         )
-        slack = cp.vec(np.ones((self.rows.n_b, 1)) @ cp.reshape(slack_i, (1, n), order="C"),
-                       order="F")  # fmt: skip
-        cons.append(
-            s_p @ cp.vec(p_site, order="F") + s_q @ cp.vec(q_site, order="F") <= base + slack
-        )
+        spread_b = sp.kron(sp.eye(n), np.ones((self.rows.n_b, 1)), format="csr")
+        cons.append(s_p @ vec_p + s_q @ vec_q <= base + spread_b @ slack_i)
         return cons
+
+
+def _row_blocks(k: np.ndarray, rows: np.ndarray, slots: np.ndarray, ns: int, n: int):
+    """Sparse matrix whose i-th row is `k[rows[i]]` at the columns of slot `slots[i]` in the
+    column-major vector of an (ns, n) site-demand matrix."""
+    vals = k[rows]  # (m, ns)
+    cols = slots[:, None] * ns + np.arange(ns)[None, :]
+    r = np.repeat(np.arange(len(rows)), ns)
+    return sp.csr_matrix((vals.reshape(-1), (r, cols.reshape(-1))), shape=(len(rows), ns * n))
 
 
 def ac_excess(row: dict, v_band: tuple[float, float], rating_pct: float) -> tuple[float, float]:
