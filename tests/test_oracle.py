@@ -214,8 +214,31 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
     assert result["efficiency_gap_usd"] == pytest.approx(
         result["market"]["energy_cost_usd"] - result["oracle"]["energy_cost_usd"]
     )
+    homes_gap = pd.read_csv(tmp_path / "compare_homes.csv").set_index("home")
+    for name in ("market", "oracle"):
+        homes = pd.read_csv((market_dir if name == "market" else oracle_dir) / "homes.csv")
+        slots = pd.read_csv((market_dir if name == "market" else oracle_dir) / "slots.csv")
+        price = homes["round"].map(slots.set_index("round").energy_price_usd_per_kwh)
+        per_home = (homes.import_kw * price * slot_h).groupby(homes.home).sum()
+        assert np.allclose(homes_gap[f"{name}_energy_usd"], per_home.loc[homes_gap.index])
+    assert result["per_home_gap_usd"]["mean"] == pytest.approx(
+        (homes_gap.market_energy_usd - homes_gap.oracle_energy_usd).mean()
+    )
     per_slot = pd.read_csv(tmp_path / "compare_slots.csv")
     assert len(per_slot) == len(pd.read_csv(market_dir / "slots.csv"))
+    for name, folder in (("market", market_dir), ("oracle", oracle_dir)):
+        slots = pd.read_csv(folder / "slots.csv").set_index("round").loc[per_slot["round"]]
+        low = slots[[f"v_min_{ph}_pu" for ph in "abc"]].min(axis=1).to_numpy()
+        high = slots[[f"v_max_{ph}_pu" for ph in "abc"]].max(axis=1).to_numpy()
+        broken = (
+            (low < v_min - 1e-6)
+            | (high > v_max + 1e-6)
+            | (slots.lines_over_limit.to_numpy() > 0)
+            | (slots.max_trafo_loading_pct.to_numpy() > 100.0 + 1e-3)
+        )
+        assert (per_slot[f"{name}_broken"].to_numpy() == broken).all()
+        excess = np.maximum(np.maximum(v_min - low, high - v_max), 0.0)
+        assert np.allclose(per_slot[f"{name}_excess_v_pu"], excess)
     physically = per_slot.market_broken & per_slot.oracle_broken
     assert result["physically_infeasible_rounds"] == per_slot["round"][physically].tolist()
 

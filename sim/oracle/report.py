@@ -165,8 +165,8 @@ ROWS = (
 
 
 def compare(market_dir: str | Path, oracle_dir: str | Path, out_dir: str | Path) -> dict:
-    """Side by side (`compare.json`, `compare.md`, `compare_slots.csv` in `out_dir`) of a
-    market run's folder and the oracle's folder of the same scenario."""
+    """Side by side (`compare.json`, `compare.md`, `compare_slots.csv`, `compare_homes.csv`
+    in `out_dir`) of a market run's folder and the oracle's folder of the same scenario."""
     market_dir, oracle_dir, out_dir = Path(market_dir), Path(oracle_dir), Path(out_dir)
     ms, os_ = _scenario_data(market_dir), _scenario_data(oracle_dir)
     diff = [k for k in SAME_RUN_KEYS if _same_run_part(ms, k) != _same_run_part(os_, k)]
@@ -198,8 +198,20 @@ def compare(market_dir: str | Path, oracle_dir: str | Path, out_dir: str | Path)
             slots.judgement == "physically infeasible"
         ].tolist(),
     }
+    homes = pd.DataFrame(
+        {
+            "home": [int(h) for h in mf["energy_cost_per_home_usd"]],
+            "market_energy_usd": list(mf["energy_cost_per_home_usd"].values()),
+        }
+    )
+    homes["oracle_energy_usd"] = homes.home.astype(str).map(of["energy_cost_per_home_usd"])
+    homes["market_minus_oracle_usd"] = homes.market_energy_usd - homes.oracle_energy_usd
+    gap = homes.market_minus_oracle_usd
+    result["per_home_gap_usd"] = {"mean": float(gap.mean()), "min": float(gap.min()),
+                                  "max": float(gap.max())}  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     slots.to_csv(out_dir / "compare_slots.csv", index=False)
+    homes.to_csv(out_dir / "compare_homes.csv", index=False)
     (out_dir / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "compare.md").write_text(_markdown(result, slots))
     return result
@@ -238,7 +250,10 @@ def _markdown(result: dict, slots: pd.DataFrame) -> str:
         "",
         f"Market: {mf['verdict']}.",
         f"Oracle: {of['verdict']}.",
-        f"Energy cost of the market above the oracle's: {result['efficiency_gap_usd']:.2f} $.",
+        f"Energy cost of the market above the oracle's: {result['efficiency_gap_usd']:.2f} $ "
+        f"(per home: mean {result['per_home_gap_usd']['mean']:.3f} $, from "
+        f"{result['per_home_gap_usd']['min']:.3f} to {result['per_home_gap_usd']['max']:.3f} $; "
+        "compare_homes.csv).",
         "",
         "Slots: "
         + ", ".join(f"{v} {k}" for k, v in sorted(result["slot_judgements"].items()))
