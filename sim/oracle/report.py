@@ -198,6 +198,11 @@ def compare(market_dir: str | Path, oracle_dir: str | Path, out_dir: str | Path)
             slots.judgement == "physically infeasible"
         ].tolist(),
     }
+    own = oracle_dir / "summary.json"  # what the energy cost leaves out of the oracle's cost
+    if own.exists():
+        extra = json.loads(own.read_text())
+        for key in ("battery_degradation_usd", "terminal_soc_value_usd", "objective_usd"):
+            result[f"oracle_{key}"] = extra.get(key)
     homes = pd.DataFrame(
         {
             "home": [int(h) for h in mf["energy_cost_per_home_usd"]],
@@ -254,6 +259,16 @@ def _markdown(result: dict, slots: pd.DataFrame) -> str:
         f"(per home: mean {result['per_home_gap_usd']['mean']:.3f} $, from "
         f"{result['per_home_gap_usd']['min']:.3f} to {result['per_home_gap_usd']['max']:.3f} $; "
         "compare_homes.csv).",
+    ]
+    if result.get("oracle_battery_degradation_usd") is not None:
+        lines.append(
+            f"Not in the energy cost: the oracle's battery degradation "
+            f"{result['oracle_battery_degradation_usd']:.2f} $ and value of SOC below its start "
+            f"{result['oracle_terminal_soc_value_usd']:.2f} $ (its objective "
+            f"{result['oracle_objective_usd']:.2f} $); the market's tables do not record battery "
+            "power or SOC."
+        )
+    lines += [
         "",
         "Slots: "
         + ", ".join(f"{v} {k}" for k, v in sorted(result["slot_judgements"].items()))
