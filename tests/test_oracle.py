@@ -239,7 +239,9 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
         assert (per_slot[f"{name}_broken"].to_numpy() == broken).all()
         excess = np.maximum(np.maximum(v_min - low, high - v_max), 0.0)
         assert np.allclose(per_slot[f"{name}_excess_v_pu"], excess)
-    physically = per_slot.market_broken & per_slot.oracle_broken
+    oracle_slots = pd.read_csv(oracle_dir / "slots.csv").set_index("round")
+    proven = ~oracle_slots.oracle_linear_feasible.loc[per_slot["round"]].to_numpy()
+    physically = per_slot.market_broken & per_slot.oracle_broken & proven
     assert result["physically_infeasible_rounds"] == per_slot["round"][physically].tolist()
 
 
@@ -258,3 +260,33 @@ def test_cli_oracle_against_a_market_run(folders, tmp_path, capsys) -> None:
     assert main(["oracle", str(QUICK), "--out", str(out), "--against", str(other), "-q"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "homes differ" in err
+
+
+def _slots(v_min: list[float], linear_ok: list[bool] | None = None) -> pd.DataFrame:
+    n = len(v_min)
+    table = pd.DataFrame({"round": range(n), "hour": np.arange(n) * 0.25})
+    for ph in "abc":
+        table[f"v_min_{ph}_pu"] = v_min
+        table[f"v_max_{ph}_pu"] = 1.01
+    table["max_line_loading_pct"] = 50.0
+    table["lines_over_limit"] = 0
+    table["max_trafo_loading_pct"] = 20.0
+    if linear_ok is not None:
+        table["oracle_linear_feasible"] = linear_ok
+    return table
+
+
+def test_slot_judgements_on_hand_built_tables() -> None:
+    from sim.oracle.report import slot_comparison
+
+    market = _slots([0.95, 0.93, 0.92, 0.91])
+    oracle = _slots([0.94, 0.94, 0.935, 0.93], [True, True, False, True])
+    out = slot_comparison(market, oracle, (0.94, 1.05))
+    assert out.judgement.tolist() == [
+        "kept",
+        "market broke, oracle kept",
+        "physically infeasible",
+        "undecided (oracle not converged)",
+    ]
+    assert np.allclose(out.market_excess_v_pu, [0.0, 0.01, 0.02, 0.03])
+    assert np.allclose(out.oracle_excess_v_pu, [0.0, 0.0, 0.005, 0.01])

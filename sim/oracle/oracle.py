@@ -20,7 +20,8 @@ where no dispatch keeps it. The ordinary homes and every non-controllable load a
 Passes: pass 0 dispatches the homes without the grid; each later pass linearizes every slot at
 the AC solution of the previous dispatch, solves, and runs the AC flow of the new dispatch (on
 `dso.ac_engine`, power-grid-model by default, as the DSO's checks). A slot the linear model
-kept but the AC flow did not gets its margin raised by the AC excess for the next pass. It
+kept but the AC flow did not gets its margin raised by 1.5 x the AC excess + 5e-4 pu (0.3 %)
+for the next pass. It
 stops when every slot the linear model could keep also holds in the AC flow (after at least two
 grid passes unless every slot holds), or after `max_passes`; the pass with the fewest slots
 broken (then the lowest cost) is the result, and its dispatch is judged by the ground truth,
@@ -48,6 +49,8 @@ from sim.scenario import Scenario, build_scenario_feeder, resolve_scenario
 
 W_V_USD_PER_PU2 = 1e6  # per slot, on the slot's largest voltage-row excess (pu^2)
 W_I_USD_PER_A = 1e3  # per slot, on the slot's largest branch-row excess (A)
+MARGIN_STEP_PU = 5e-4  # added to a missed slot's margin beyond 1.5 x its AC excess
+MARGIN_STEP_PCT = 0.3  # the same for loading (% of rating)
 SLACK_TOL = 1e-7  # a slack below this (pu^2 or A) counts as kept by the linear model
 DEFAULT_PASSES = 6
 SOLVER_TIME_LIMIT_S = 300.0  # HiGHS per pass, then Clarabel
@@ -258,8 +261,8 @@ def run_oracle(
             break
         if lins is not None:  # the AC flow broke a slot the linear model kept: tighten it
             miss = linear_ok & ~kept
-            extra_v[miss] += excess[miss, 0] + 2e-4
-            extra_i[miss] += excess[miss, 1] + 0.2
+            extra_v[miss] += 1.5 * excess[miss, 0] + MARGIN_STEP_PU
+            extra_i[miss] += 1.5 * excess[miss, 1] + MARGIN_STEP_PCT
         lins = [
             grid.linearize(results[t], p_site[:, t], q_site[:, t], extra_v[t], extra_i[t])
             for t in range(data.n_slots)

@@ -12,8 +12,10 @@ home (import x the scenario's energy price x slot hours, summed over the run; an
 credited at the same price, net metering), comfort violations (home-slots above 1e-6 degC, and
 the worst), PV curtailed (kWh) and the peak of the homes' total import (kW). `compare` puts
 two folders side by side and judges every slot: a slot the market broke is `physically
-infeasible` when the oracle broke it too (the oracle's excursion is then the bound on what any
-dispatch of these homes could do), else `market broke, oracle kept`.
+infeasible` when the oracle broke it too and its program could not keep it (the oracle's
+excursion is then the bound on what any dispatch of these homes could do), `undecided (oracle
+not converged)` when the oracle broke it in the AC flow only, else `market broke, oracle
+kept`.
 """
 
 from __future__ import annotations
@@ -136,10 +138,17 @@ def slot_comparison(
     out["oracle_broken"] = ob
     out["oracle_excess_v_pu"] = _slot_excess(o, v_band).to_numpy()
     out["oracle_max_line_loading_pct"] = o.max_line_loading_pct.to_numpy()
+    # the oracle proves a slot infeasible only where its own program could not keep it; a slot
+    # it broke in the AC flow after keeping it in the linear model is undecided (not converged)
+    if "oracle_linear_feasible" in o:
+        proven = ~o.oracle_linear_feasible.astype(bool).to_numpy()
+    else:
+        proven = np.ones(len(o), dtype=bool)
+    both = np.where(proven, "physically infeasible", "undecided (oracle not converged)")
     out["judgement"] = np.where(
         ~mb,
         np.where(ob, "market kept, oracle broke", "kept"),
-        np.where(ob, "physically infeasible", "market broke, oracle kept"),
+        np.where(ob, both, "market broke, oracle kept"),
     )
     return out
 
