@@ -4,12 +4,14 @@ the ground-truth AC flow that judges a dispatch.
 `GridModel` wraps the DSO's own sensitivities (`grid_models.LinearModel`, the rows of
 `sim.dso.limits.ConstraintRows`; nothing is linearized anew): per slot, at the AC solution of
 the oracle's last dispatch, the voltage rows (pu^2 per kW / kvar of site demand, constant per
-feeder) and the branch rows (A per kW / kvar, per operating point) with their margins. Its
+feeder) with their margins, and the branch rows' currents as phasors (each downstream site's
+conj(S/V) at the point's voltages) bounded by a polygon inside the ampacity. Its
 `constraints` writes them for every slot of the horizon as cvxpy constraints on the site
 demand, each slot with one slack in pu^2 on the voltage rows and one in A on the branch rows
 (so a slot the linear model cannot keep is reported with its least worst excursion instead of
-making the program infeasible). `ac_slot` runs the ground-truth power flow (`runpp_3ph`, as
-the grid simulator) and returns the co-simulation's slot row (`sim.results.tables.grid_rows`).
+making the program infeasible). `ac` runs the passes' AC flow or the ground truth
+(`runpp_3ph`, as the grid simulator); `slot_row` gives the co-simulation's slot row
+(`sim.results.tables.grid_rows`).
 """
 
 from __future__ import annotations
@@ -25,18 +27,23 @@ from sim.dso.limits import ConstraintRows, DSOLimits
 from sim.results.tables import grid_rows
 
 ACTIVE_BAND_PU = 0.03  # a voltage row enters the program within this distance of a limit
+ACTIVE_LOADING = 0.5  # a branch row enters the program at this loading (of its ampacity)
+CURRENT_DIRECTIONS = 12  # sides of the polygon that bounds a branch current phasor
 
 
 @dataclass
 class SlotLinearization:
-    """The linear rows of one slot at an operating point (see `ConstraintRows.margins`)."""
+    """The linear rows of one slot at an operating point: the voltage rows' allowed change
+    (`ConstraintRows.margins`), and per branch row its ampacity less margins (A), its loading
+    at the point (fraction of that) and each site's phase current per kW of demand at the
+    point's voltages (complex, A per kW; per kvar it is -1j times that)."""
 
     op: OperatingPoint
     v_lo: np.ndarray  # pu^2 change allowed (voltage rows)
     v_hi: np.ndarray
-    head_a: np.ndarray  # A of headroom (branch rows)
-    di_p: np.ndarray  # (n_b, n_sites) A per kW
-    di_q: np.ndarray  # A per kvar
+    amp_a: np.ndarray  # (n_b,) A
+    loading: np.ndarray  # (n_b,) current / amp_a at the point
+    c_site: np.ndarray  # (n_sites,) complex A per kW
 
 
 class GridModel:
@@ -58,6 +65,7 @@ class GridModel:
         self.limits = limits
         self.rating_factor = float(rating_factor)
         self.active: np.ndarray | None = None  # (n_v, T) voltage rows in the program
+        self.active_b: np.ndarray | None = None  # (n_b, T) branch rows in the program
         self.model = LinearModel(feeder)
         self.rows = ConstraintRows(self.model)
         homes = feeder.homes.sort_values("home_id")
@@ -97,8 +105,14 @@ class GridModel:
             v_margin_pu=self.limits.v_margin_pu + extra_v_margin_pu,
             i_margin_pct=self.limits.i_margin_pct + extra_i_margin_pct,
         )
-        lo, hi, head, di_p, di_q = self.rows.margins(op, lim)
-        return SlotLinearization(op, lo, hi, head, di_p, di_q)
+        lo, hi, _, _, _ = self.rows.margins(op, lim)
+        amp = self.rows.ampacity(lim) * (1 - lim.i_margin_pct / 100)
+        row_amp = np.array([amp[m].min() for m in self.rows.b_members])
+        loading = np.array([(op.i_a[m] / amp[m]).max() for m in self.rows.b_members])
+        model = self.model
+        v = result.v_complex[np.searchsorted(result.bus, model.lv_buses)] * model.v_base
+        c_site = 1e3 / np.conj(v[model.site_pos, model.site_phase])
+        return SlotLinearization(op, lo, hi, np.maximum(row_amp, 0.0), loading, c_site)
 
     def constraints(
         self,
@@ -109,8 +123,8 @@ class GridModel:
         slack_i: cp.Variable,
     ) -> list:
         """The linear limits of every slot on site demand `p_site, q_site` (n_sites, T
-        variables): `v_lo - slack_v <= K_P dp + K_Q dq <= v_hi + slack_v` (pu^2) and
-        `S_P dp + S_Q dq <= head + slack_i` (A), dp, dq against each slot's operating point.
+        variables): `v_lo - slack_v <= K_P dp + K_Q dq <= v_hi + slack_v` (pu^2), dp, dq
+        against each slot's operating point, and the branch rows (`_current_rows`, A).
 
         Voltage rows are an active set: a slot's row enters once its AC voltage at an
         operating point came within `ACTIVE_BAND_PU` of a limit, and stays for the later
@@ -142,14 +156,46 @@ class GridModel:
                 dv >= lo - spread @ slack_v,
                 dv <= hi + spread @ slack_v,
             ]
-        s_p = sp.block_diag([lin.di_p for lin in lins], format="csr")
-        s_q = sp.block_diag([lin.di_q for lin in lins], format="csr")
-        base = np.concatenate(
-            [lin.head_a + lin.di_p @ lin.op.p_kw + lin.di_q @ lin.op.q_kvar for lin in lins]
-        )
-        spread_b = sp.kron(sp.eye(n), np.ones((self.rows.n_b, 1)), format="csr")
-        cons.append(s_p @ vec_p + s_q @ vec_q <= base + spread_b @ slack_i)
+        cons += self._current_rows(vec_p, vec_q, lins, slack_i)
         return cons
+
+    def _current_rows(self, vec_p, vec_q, lins: list[SlotLinearization], slack_i) -> list:
+        """Branch-row ampacity as a polygon in the current phasor: the row's current is the
+        sum of its downstream sites' currents conj(S/V) (linear in p, q at the point's
+        voltages), and `Re(exp(-j theta_k) I) <= amp cos(pi/K)` for K directions keeps |I|
+        within the ampacity whatever the direction of the flow (a linearized |I| is wrong
+        where the flow reverses: more load at an exporting point looked like less current).
+        Active set as the voltage rows: a row enters once its loading at a point reached
+        `ACTIVE_LOADING`."""
+        n, ns = len(lins), self.feeder.n_sites
+        near = np.stack([lin.loading >= ACTIVE_LOADING for lin in lins], axis=1)
+        self.active_b = near if self.active_b is None else self.active_b | near
+        slots, rows = np.nonzero(self.active_b.T)
+        if not len(rows):
+            return []
+        theta = 2 * np.pi * np.arange(CURRENT_DIRECTIONS) / CURRENT_DIRECTIONS
+        turn = np.exp(-1j * theta)  # (K,)
+        ti = self.rows.ti > 0
+        r_idx, c_idx, vp, vq, bound, slot_of = [], [], [], [], [], []
+        m = 0
+        for j, t in zip(rows, slots, strict=True):
+            sites = np.flatnonzero(ti[j])
+            c = lins[t].c_site[sites]
+            coef = turn[:, None] * c[None, :]  # (K, sites): current per kW in direction k
+            r_idx.append(np.repeat(np.arange(m, m + len(turn)), len(sites)))
+            c_idx.append(np.tile(t * ns + sites, len(turn)))
+            vp.append(np.real(coef).reshape(-1))
+            vq.append(np.real(-1j * coef).reshape(-1))
+            bound.append(np.full(len(turn), lins[t].amp_a[j] * np.cos(np.pi / len(turn))))
+            slot_of.append(np.full(len(turn), t))
+            m += len(turn)
+        shape = (m, ns * n)
+        rr, cc = np.concatenate(r_idx), np.concatenate(c_idx)
+        a_p = sp.csr_matrix((np.concatenate(vp), (rr, cc)), shape=shape)
+        a_q = sp.csr_matrix((np.concatenate(vq), (rr, cc)), shape=shape)
+        slot_of = np.concatenate(slot_of)
+        spread = sp.csr_matrix((np.ones(m), (np.arange(m), slot_of)), shape=(m, n))
+        return [a_p @ vec_p + a_q @ vec_q <= np.concatenate(bound) + spread @ slack_i]
 
 
 def _row_blocks(k: np.ndarray, rows: np.ndarray, slots: np.ndarray, ns: int, n: int):

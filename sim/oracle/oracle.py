@@ -20,8 +20,8 @@ where no dispatch keeps it. The ordinary homes and every non-controllable load a
 Passes: pass 0 dispatches the homes without the grid; each later pass linearizes every slot at
 the AC solution of the previous dispatch, solves, and runs the AC flow of the new dispatch (on
 `dso.ac_engine`, power-grid-model by default, as the DSO's checks). A slot the linear model
-kept but the AC flow did not gets its margin raised by 1.5 x the AC excess + 5e-4 pu (0.3 %)
-for the next pass. It
+kept but the AC flow did not gets its margin raised by 1.5 x the AC excess (at most 0.01 pu,
+5 %) + 5e-4 pu (0.3 %) for the next pass, up to 0.02 pu (10 %) in all. It
 stops when every slot the linear model could keep also holds in the AC flow (after at least two
 grid passes unless every slot holds), or after `max_passes`; the pass with the fewest slots
 broken (then the lowest cost) is the result, and its dispatch is judged by the ground truth,
@@ -261,8 +261,14 @@ def run_oracle(
             break
         if lins is not None:  # the AC flow broke a slot the linear model kept: tighten it
             miss = linear_ok & ~kept
-            extra_v[miss] += 1.5 * excess[miss, 0] + MARGIN_STEP_PU
-            extra_i[miss] += 1.5 * excess[miss, 1] + MARGIN_STEP_PCT
+            # a small miss is the linear model's error: widen the margin; a large one is a
+            # row that was not in the program or a far move: re-linearizing is what helps
+            extra_v[miss] = np.minimum(
+                extra_v[miss] + 1.5 * np.minimum(excess[miss, 0], 0.01) + MARGIN_STEP_PU, 0.02
+            )
+            extra_i[miss] = np.minimum(
+                extra_i[miss] + 1.5 * np.minimum(excess[miss, 1], 5.0) + MARGIN_STEP_PCT, 10.0
+            )
         lins = [
             grid.linearize(results[t], p_site[:, t], q_site[:, t], extra_v[t], extra_i[t])
             for t in range(data.n_slots)
