@@ -14,7 +14,7 @@ linear program over the run's slots:
 energy = net import x scenario price x slot hours (export credited at the same price, net
 metering, as `HEMSFleet.daily_cost`); degradation 0.02 $/kWh of battery throughput; terminal
 = the SOC below its start at the end, valued as the fleet values it; comfort 1,000 $/degC per
-slot outside a band; W_V = 1e8 $/pu^2, W_I = 1e5 $/A per slot, so a limit is given up only
+slot outside a band; W_V = 1e7 $/pu^2, W_I = 1e4 $/A per slot, so a limit is given up only
 where no dispatch keeps it, comfort included. The ordinary homes and every non-controllable
 load are fixed.
 
@@ -49,15 +49,15 @@ from sim.oracle.homes import Dispatch, HomeData, home_program, simulate
 from sim.scenario import Scenario, build_scenario_feeder, resolve_scenario
 
 # limits before comfort before cost: 1e-3 pu^2 (about 5e-4 pu) or 1 A beyond a limit in one slot
-# weighs as 100 degC-slots of comfort violation (1,000 $/degC), so the oracle gives a limit up
+# weighs as 10 degC-slots of comfort violation (1,000 $/degC), so the oracle gives a limit up
 # only where no dispatch of the homes, comfort included, keeps it
-W_V_USD_PER_PU2 = 1e8  # per slot, on the slot's largest voltage-row excess (pu^2)
-W_I_USD_PER_A = 1e5  # per slot, on the slot's largest branch-row excess (A)
+W_V_USD_PER_PU2 = 1e7  # per slot, on the slot's largest voltage-row excess (pu^2)
+W_I_USD_PER_A = 1e4  # per slot, on the slot's largest branch-row excess (A)
 MARGIN_STEP_PU = 5e-4  # added to a missed slot's margin beyond 1.5 x its AC excess
 MARGIN_STEP_PCT = 0.3  # the same for loading (% of rating)
 SLACK_TOL = 1e-7  # a slack below this (pu^2 or A) counts as kept by the linear model
 DEFAULT_PASSES = 6
-SOLVER_TIME_LIMIT_S = 300.0  # HiGHS per pass, then Clarabel
+SOLVER_TIME_LIMIT_S = 120.0  # HiGHS per pass, then Clarabel
 
 
 class OracleError(BlockhemsError, RuntimeError):
