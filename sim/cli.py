@@ -1,5 +1,6 @@
 """The `blockhems` command line: run, plot and validate scenarios; the on-chain demo; the
-privacy measurement (occupancy-inference attack on both contracts).
+privacy measurement (occupancy-inference attack on both contracts); the full-information
+oracle and its comparison with a market run.
 
 Length: one short handler per subcommand and the argument parser; the handlers import their
 work lazily, so the file grows with the commands, not with logic."""
@@ -228,6 +229,34 @@ def _print_summary(s: dict, out_dir: Path, plots: list[Path], detail: bool = Fal
     print(f"results: {out_dir} (tables, summary.json{shown})")
 
 
+def _oracle(args: argparse.Namespace) -> int:
+    from sim.oracle import run_oracle
+    from sim.oracle.report import compare, write_oracle
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    out_dir = Path(args.out or f"results/oracle-{scenario.name}")
+    print(
+        f"blockhems: full-information oracle of scenario {scenario.name} "
+        f"({scenario.time.n_slots} slots) -> {out_dir}"
+    )
+    run = run_oracle(scenario, max_passes=args.passes, progress=None if args.quiet else print)
+    s = write_oracle(run, out_dir)
+    print(
+        f"oracle: {s['slots_oracle_kept_limits']} of {s['slots']} slots keep every limit in the "
+        f"AC flow; energy cost {s['energy_cost_usd']:.2f} $ (HEMS homes "
+        f"{s['energy_cost_hems_usd']:.2f} $), comfort violations {s['comfort_violations']}, PV "
+        f"curtailed {s['pv_curtailed_kwh']:.1f} kWh, peak import {s['peak_import_kw']:.1f} kW"
+    )
+    print(f"limits: {s['verdict']}")
+    print(f"wall time: {s['wall_s']['total']:.1f} s ({s['wall_s']})")
+    if args.against:
+        compare(args.against, out_dir, out_dir)
+        print((out_dir / "compare.md").read_text(), end="")
+        print(f"wrote {out_dir / 'compare.md'}, compare.json, compare_slots.csv")
+    return 0
+
+
 def _leakage(args: argparse.Namespace) -> int:
     from sim.privacy.leakage import public_output_leakage, write_leakage
 
@@ -422,6 +451,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     privacy.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     privacy.set_defaults(func=_privacy)
+    oracle = sub.add_parser(
+        "oracle",
+        help="full-information benchmark: a central optimizer dispatches the same homes",
+    )
+    oracle.add_argument("scenario", help="scenario YAML")
+    oracle.add_argument("--out", default=None, help="results folder (results/oracle-<name>)")
+    oracle.add_argument(
+        "--against", default=None, help="a market run's results folder to compare with"
+    )
+    oracle.add_argument(
+        "--passes", type=int, default=6, help="AC re-linearization passes at most (6)"
+    )
+    oracle.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    oracle.set_defaults(func=_oracle)
     leakage = sub.add_parser(
         "leakage",
         help="what the public bands and lambda of a run tell about a group's dispatched total",

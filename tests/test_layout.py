@@ -62,6 +62,7 @@ LAYERS = [
     "sim.console",
     "sim.cosim",
     "sim.offline",
+    "sim.oracle",
     "sim.results",
     "sim.privacy",
     "sim.market",

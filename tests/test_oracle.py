@@ -1,0 +1,292 @@
+"""The full-information oracle on the quick scenario: its dispatch keeps each home's physics,
+its AC flow keeps the limits where it says so, it costs no more than a feasible reference,
+and the comparison with a market run says what the tables say."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grid_models import run_power_flow
+from sim.cli import main
+from sim.hems.policy import COMFORT_PENALTY_USD_PER_C
+from sim.market.setup import day_prices
+from sim.offline import run_offline
+from sim.oracle import run_oracle
+from sim.oracle.oracle import prepare
+from sim.oracle.report import compare, write_oracle
+from sim.results.writer import ResultsWriter, load_results
+from sim.scenario import SCENARIOS_DIR, build_scenario_feeder, load_scenario, override
+
+QUICK = SCENARIOS_DIR / "quick.yaml"
+# a floor the homes' own plan breaks in most of the quick scenario's slots (its lowest voltage
+# is about 0.983 pu): the oracle has to move load to keep it
+TIGHT_V_MIN_PU = 0.988
+
+
+@pytest.fixture(scope="module")
+def quick():
+    return load_scenario(QUICK)
+
+
+@pytest.fixture(scope="module")
+def tight(quick):
+    return override(quick, {"dso.v_min_pu": TIGHT_V_MIN_PU}, "test")
+
+
+@pytest.fixture(scope="module")
+def tight_run(tight):
+    return run_oracle(tight)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, quick):
+    """A market run (offline, the co-simulation's tables) and the oracle's folder of quick."""
+    root = tmp_path_factory.mktemp("oracle")
+    market = run_offline(quick)
+    writer = ResultsWriter(root / "market", market.scenario)
+    for name, table in market.tables.items():
+        writer.append(name, table)
+    run = run_oracle(quick)
+    summary = write_oracle(run, root / "oracle")
+    return root / "market", root / "oracle", run, summary
+
+
+def _ac_of_homes(scenario, homes: pd.DataFrame):
+    """Independent ground truth: a fresh feeder, each round's per-home import summed per site."""
+    feeder = build_scenario_feeder(scenario)
+    out = []
+    for r, rows in homes.groupby("round"):
+        rows = rows.sort_values("home")
+        p = feeder.site_totals(rows.import_kw.to_numpy())
+        q = feeder.site_totals(rows.q_kvar.to_numpy())
+        out.append((int(r), run_power_flow(feeder, p, q, slot=int(r)), feeder))
+    return out
+
+
+def test_each_home_keeps_its_own_physics(tight_run) -> None:
+    d, disp = tight_run.data, tight_run.best.dispatch
+    p, dt = d.params, d.dt_h
+    tol = 1e-6
+    # powers within each appliance's limits; no battery export beyond the home's own load
+    x = disp.battery_kw
+    assert np.all(np.abs(x) <= p.bat_kw[:, None] + tol)
+    assert np.all(-x <= np.maximum(d.load_kw - d.pv_kw, 0.0) + tol)
+    assert np.all((disp.hvac_kw >= -tol) & (disp.hvac_kw <= p.hvac_kw[:, None] + tol))
+    assert np.all((disp.wh_kw >= -tol) & (disp.wh_kw <= p.wh_kw[:, None] + tol))
+    assert np.all((disp.curtail_kw >= -tol) & (disp.curtail_kw <= d.pv_kw + tol))
+    # SOC by the battery equation without the model's clip stays inside [e_min, e_max]
+    e = d.soc0_kwh.copy()
+    for k in range(d.n_slots):
+        xk = x[:, k]
+        e = e + dt * (p.bat_eff * np.maximum(xk, 0) + np.minimum(xk, 0) / p.bat_eff)
+        assert np.all(e >= p.e_min_kwh - tol) and np.all(e <= p.e_max_kwh + tol)
+        assert np.allclose(e, disp.soc_kwh[:, k], atol=1e-6)
+    # comfort: indoor and tank temperature inside each home's band (fleet tolerance)
+    assert np.all(disp.t_in_c >= p.t_low_c[:, None] - tol)
+    assert np.all(disp.t_in_c <= p.t_high_c[:, None] + tol)
+    assert np.all(disp.tank_c >= p.tank_low_c[:, None] - tol)
+    assert np.all(disp.tank_c <= p.tank_high_c[:, None] + tol)
+    # the import is the home's balance; ordinary homes are not touched
+    imp = d.load_kw - d.pv_kw + disp.curtail_kw + x + disp.hvac_kw + disp.wh_kw
+    assert np.allclose(disp.import_kw[d.smart_idx], imp)
+    ordinary = np.setdiff1d(np.arange(d.n_homes), d.smart_idx)
+    assert np.allclose(disp.import_kw[ordinary], d.fixed_kw[ordinary])
+
+
+def test_ac_flow_keeps_the_limits_where_the_oracle_says_so(tight, tight_run, tmp_path) -> None:
+    # the homes' own plan (pass 0, no grid) breaks the tight floor: the check is not vacuous
+    assert tight_run.passes[0]["slots_broken"] > 0
+    write_oracle(tight_run, tmp_path)
+    tables = load_results(tmp_path)
+    kept = tables["slots"].set_index("round").oracle_kept_limits
+    assert kept.sum() >= len(kept) - 1  # it can keep (nearly) every slot of this cut
+    scenario = tight_run.scenario
+    v_min, v_max = scenario.dso.v_min_pu, scenario.dso.v_max_pu
+    for r, result, feeder in _ac_of_homes(tight, tables["homes"]):
+        lv = feeder.net.bus.vn_kv.loc[result.bus].to_numpy() <= 0.4 + 1e-9
+        vm = result.vm_pu[lv]
+        ok = (
+            vm.min() >= v_min - 1e-6
+            and vm.max() <= v_max + 1e-6
+            and np.nanmax(result.line_loading_pct) <= 100.0 + 1e-3
+            and result.trafo_loading_pct.max() <= 100.0 + 1e-3
+        )
+        assert ok == bool(kept[r]), f"round {r}: AC ok {ok}, oracle says {kept[r]}"
+
+
+def _reference_objective(scenario) -> tuple[float, bool]:
+    """Every HEMS home on its own ADP plan at the energy price, no cap, from the same states:
+    its cost by the oracle's objective (energy, degradation, SOC below start, comfort) and
+    whether its AC flow keeps every limit."""
+    scenario, data, grid = prepare(scenario)
+    # the fleet again, warmed up the same way (prepare does not return it)
+    from sim.market.setup import build_fleet
+
+    fleet = build_fleet(scenario, data.n_homes)
+    prices = np.asarray(day_prices(scenario))
+    fleet.train()
+    t = scenario.time
+    for slot in range(t.first_slot):
+        _, lmax = fleet.compute_ranges(slot, prices[slot], prices[slot])
+        fleet.dispatch(slot, np.where(fleet.smart, lmax, np.inf))
+    assert np.allclose(fleet.soc_kwh, data.soc0_kwh) and np.allclose(fleet.tank_c, data.tank0_c)
+    span = slice(t.first_slot, t.first_slot + t.n_slots)
+    for slot in range(span.start, span.stop):
+        _, lmax = fleet.compute_ranges(slot, prices[slot], prices[slot])
+        fleet.dispatch(slot, lmax, price=prices[slot])
+    rec, si, dt = fleet.records, fleet.smart_idx, fleet.dt_h
+    imp = rec["import_kw"][si, span]
+    cost = float((imp @ prices[span]).sum() * dt)
+    cost += (
+        fleet.config.battery_degradation_usd_per_kwh
+        * dt
+        * np.abs(rec["battery_kw"][si, span]).sum()
+    )
+    cost += float(fleet.terminal_usd_per_kwh @ np.maximum(data.soc0_kwh - fleet.soc_kwh, 0.0))
+    cost += 100 * COMFORT_PENALTY_USD_PER_C * rec["comfort_violation_c"][si, span].sum()
+    feasible = True
+    feeder = build_scenario_feeder(scenario)
+    for k in range(t.n_slots):
+        s = span.start + k
+        res = run_power_flow(
+            feeder,
+            feeder.site_totals(rec["import_kw"][:, s]),
+            feeder.site_totals(rec["q_kvar"][:, s]),
+        )
+        lv = feeder.net.bus.vn_kv.loc[res.bus].to_numpy() <= 0.4 + 1e-9
+        feasible &= bool(
+            res.vm_pu[lv].min() >= scenario.dso.v_min_pu
+            and res.vm_pu[lv].max() <= scenario.dso.v_max_pu
+            and np.nanmax(res.line_loading_pct) <= 100.0
+            and res.trafo_loading_pct.max() <= 100.0
+        )
+    return cost, feasible
+
+
+def test_oracle_costs_no_more_than_a_feasible_reference(quick, folders, tight_run) -> None:
+    _, _, run, summary = folders
+    reference, feasible = _reference_objective(quick)
+    assert feasible  # the homes' own plans keep the quick scenario's limits
+    assert summary["objective_usd"] <= reference + 1e-6
+    assert summary["slots_oracle_kept_limits"] == summary["slots"]
+    # a tighter floor can only cost more
+    tight_cost = sum(v.sum() for k, v in _costs(tight_run).items() if k != "energy_all_usd")
+    assert tight_cost >= summary["objective_usd"] - 1e-6
+
+
+def _costs(run):
+    from sim.oracle.homes import schedule_cost_usd
+
+    costs = schedule_cost_usd(run.data, run.best.dispatch)
+    return {k: v for k, v in costs.items() if k != "objective_usd"}
+
+
+def test_comparison_equals_the_tables(folders, tmp_path) -> None:
+    market_dir, oracle_dir, run, _ = folders
+    result = compare(market_dir, oracle_dir, tmp_path)
+    assert json.loads((tmp_path / "compare.json").read_text())["market"] == result["market"]
+    md = (tmp_path / "compare.md").read_text()
+    slot_h = run.slot_h
+    v_min, v_max = run.v_band
+    for name, folder in (("market", market_dir), ("oracle", oracle_dir)):
+        slots = pd.read_csv(folder / "slots.csv")
+        homes = pd.read_csv(folder / "homes.csv")
+        price = dict(zip(slots["round"], slots.energy_price_usd_per_kwh, strict=True))
+        cost = (homes.import_kw * homes["round"].map(price)).sum() * slot_h
+        fig = result[name]
+        assert fig["energy_cost_usd"] == pytest.approx(cost, abs=1e-9)
+        assert f"{cost:.2f}" in md
+        out = sum(
+            (
+                (slots[f"v_min_{ph}_pu"] < v_min - 1e-6) | (slots[f"v_max_{ph}_pu"] > v_max + 1e-6)
+            ).sum()
+            for ph in "abc"
+        )
+        assert fig["voltage_violations"] == out
+        assert fig["peak_import_kw"] == pytest.approx(homes.groupby("round").import_kw.sum().max())
+        assert fig["pv_curtailed_kwh"] == pytest.approx(homes.pv_curtailed_kw.sum() * slot_h)
+        assert fig["comfort_violations"] == int((homes.comfort_violation_c > 1e-6).sum())
+        assert fig["max_line_loading_pct"] == pytest.approx(slots.max_line_loading_pct.max())
+    assert result["efficiency_gap_usd"] == pytest.approx(
+        result["market"]["energy_cost_usd"] - result["oracle"]["energy_cost_usd"]
+    )
+    homes_gap = pd.read_csv(tmp_path / "compare_homes.csv").set_index("home")
+    for name in ("market", "oracle"):
+        homes = pd.read_csv((market_dir if name == "market" else oracle_dir) / "homes.csv")
+        slots = pd.read_csv((market_dir if name == "market" else oracle_dir) / "slots.csv")
+        price = homes["round"].map(slots.set_index("round").energy_price_usd_per_kwh)
+        per_home = (homes.import_kw * price * slot_h).groupby(homes.home).sum()
+        assert np.allclose(homes_gap[f"{name}_energy_usd"], per_home.loc[homes_gap.index])
+    assert result["per_home_gap_usd"]["mean"] == pytest.approx(
+        (homes_gap.market_energy_usd - homes_gap.oracle_energy_usd).mean()
+    )
+    per_slot = pd.read_csv(tmp_path / "compare_slots.csv")
+    assert len(per_slot) == len(pd.read_csv(market_dir / "slots.csv"))
+    for name, folder in (("market", market_dir), ("oracle", oracle_dir)):
+        slots = pd.read_csv(folder / "slots.csv").set_index("round").loc[per_slot["round"]]
+        low = slots[[f"v_min_{ph}_pu" for ph in "abc"]].min(axis=1).to_numpy()
+        high = slots[[f"v_max_{ph}_pu" for ph in "abc"]].max(axis=1).to_numpy()
+        broken = (
+            (low < v_min - 1e-6)
+            | (high > v_max + 1e-6)
+            | (slots.lines_over_limit.to_numpy() > 0)
+            | (slots.max_trafo_loading_pct.to_numpy() > 100.0 + 1e-3)
+        )
+        assert (per_slot[f"{name}_broken"].to_numpy() == broken).all()
+        excess = np.maximum(np.maximum(v_min - low, high - v_max), 0.0)
+        assert np.allclose(per_slot[f"{name}_excess_v_pu"], excess)
+    oracle_slots = pd.read_csv(oracle_dir / "slots.csv").set_index("round")
+    proven = ~oracle_slots.oracle_linear_feasible.loc[per_slot["round"]].to_numpy()
+    physically = per_slot.market_broken & per_slot.oracle_broken & proven
+    assert result["physically_infeasible_rounds"] == per_slot["round"][physically].tolist()
+
+
+def test_cli_oracle_against_a_market_run(folders, tmp_path, capsys) -> None:
+    market_dir, _, _, _ = folders
+    out = tmp_path / "cli"
+    assert main(["oracle", str(QUICK), "--out", str(out), "--against", str(market_dir), "-q"]) == 0
+    for name in ("slots.csv", "homes.csv", "costs.csv", "summary.json", "compare.md"):
+        assert (out / name).exists()
+    assert "| energy cost, all homes ($) |" in capsys.readouterr().out
+    # a folder that is not a run of this scenario: one line, exit 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "scenario.yaml").write_text((market_dir / "scenario.yaml").read_text().replace(
+        "seed: 7", "seed: 8"))  # fmt: skip
+    assert main(["oracle", str(QUICK), "--out", str(out), "--against", str(other), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "homes differ" in err
+
+
+def _slots(v_min: list[float], linear_ok: list[bool] | None = None) -> pd.DataFrame:
+    n = len(v_min)
+    table = pd.DataFrame({"round": range(n), "hour": np.arange(n) * 0.25})
+    for ph in "abc":
+        table[f"v_min_{ph}_pu"] = v_min
+        table[f"v_max_{ph}_pu"] = 1.01
+    table["max_line_loading_pct"] = 50.0
+    table["lines_over_limit"] = 0
+    table["max_trafo_loading_pct"] = 20.0
+    if linear_ok is not None:
+        table["oracle_linear_feasible"] = linear_ok
+    return table
+
+
+def test_slot_judgements_on_hand_built_tables() -> None:
+    from sim.oracle.report import slot_comparison
+
+    market = _slots([0.95, 0.93, 0.92, 0.91])
+    oracle = _slots([0.94, 0.94, 0.935, 0.93], [True, True, False, True])
+    out = slot_comparison(market, oracle, (0.94, 1.05))
+    assert out.judgement.tolist() == [
+        "kept",
+        "market broke, oracle kept",
+        "physically infeasible",
+        "undecided (oracle not converged)",
+    ]
+    assert np.allclose(out.market_excess_v_pu, [0.0, 0.01, 0.02, 0.03])
+    assert np.allclose(out.oracle_excess_v_pu, [0.0, 0.0, 0.005, 0.01])
