@@ -230,6 +230,8 @@ def _print_summary(s: dict, out_dir: Path, plots: list[Path], detail: bool = Fal
 
 
 def _oracle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sim.oracle import run_oracle
     from sim.oracle.report import compare, write_oracle
     from sim.scenario import load_scenario

@@ -50,6 +50,7 @@ def folders(tmp_path_factory, quick):
     writer = ResultsWriter(root / "market", market.scenario)
     for name, table in market.tables.items():
         writer.append(name, table)
+    writer.close()
     run = run_oracle(quick)
     summary = write_oracle(run, root / "oracle")
     return root / "market", root / "oracle", run, summary
@@ -193,8 +194,8 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
     slot_h = run.slot_h
     v_min, v_max = run.v_band
     for name, folder in (("market", market_dir), ("oracle", oracle_dir)):
-        slots = pd.read_csv(folder / "slots.csv")
-        homes = pd.read_csv(folder / "homes.csv")
+        slots = load_results(folder)["slots"]
+        homes = load_results(folder)["homes"]
         price = dict(zip(slots["round"], slots.energy_price_usd_per_kwh, strict=True))
         cost = (homes.import_kw * homes["round"].map(price)).sum() * slot_h
         fig = result[name]
@@ -216,8 +217,8 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
     )
     homes_gap = pd.read_csv(tmp_path / "compare_homes.csv").set_index("home")
     for name in ("market", "oracle"):
-        homes = pd.read_csv((market_dir if name == "market" else oracle_dir) / "homes.csv")
-        slots = pd.read_csv((market_dir if name == "market" else oracle_dir) / "slots.csv")
+        homes = load_results(market_dir if name == "market" else oracle_dir)["homes"]
+        slots = load_results(market_dir if name == "market" else oracle_dir)["slots"]
         price = homes["round"].map(slots.set_index("round").energy_price_usd_per_kwh)
         per_home = (homes.import_kw * price * slot_h).groupby(homes.home).sum()
         assert np.allclose(homes_gap[f"{name}_energy_usd"], per_home.loc[homes_gap.index])
@@ -225,9 +226,9 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
         (homes_gap.market_energy_usd - homes_gap.oracle_energy_usd).mean()
     )
     per_slot = pd.read_csv(tmp_path / "compare_slots.csv")
-    assert len(per_slot) == len(pd.read_csv(market_dir / "slots.csv"))
+    assert len(per_slot) == len(load_results(market_dir)["slots"])
     for name, folder in (("market", market_dir), ("oracle", oracle_dir)):
-        slots = pd.read_csv(folder / "slots.csv").set_index("round").loc[per_slot["round"]]
+        slots = load_results(folder)["slots"].set_index("round").loc[per_slot["round"]]
         low = slots[[f"v_min_{ph}_pu" for ph in "abc"]].min(axis=1).to_numpy()
         high = slots[[f"v_max_{ph}_pu" for ph in "abc"]].max(axis=1).to_numpy()
         broken = (
@@ -239,7 +240,7 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
         assert (per_slot[f"{name}_broken"].to_numpy() == broken).all()
         excess = np.maximum(np.maximum(v_min - low, high - v_max), 0.0)
         assert np.allclose(per_slot[f"{name}_excess_v_pu"], excess)
-    oracle_slots = pd.read_csv(oracle_dir / "slots.csv").set_index("round")
+    oracle_slots = load_results(oracle_dir)["slots"].set_index("round")
     proven = ~oracle_slots.oracle_linear_feasible.loc[per_slot["round"]].to_numpy()
     physically = per_slot.market_broken & per_slot.oracle_broken & proven
     assert result["physically_infeasible_rounds"] == per_slot["round"][physically].tolist()
@@ -249,7 +250,8 @@ def test_cli_oracle_against_a_market_run(folders, tmp_path, capsys) -> None:
     market_dir, _, _, _ = folders
     out = tmp_path / "cli"
     assert main(["oracle", str(QUICK), "--out", str(out), "--against", str(market_dir), "-q"]) == 0
-    for name in ("slots.csv", "homes.csv", "costs.csv", "summary.json", "compare.md"):
+    assert not load_results(out)["slots"].empty and not load_results(out)["homes"].empty
+    for name in ("costs.csv", "summary.json", "compare.md"):
         assert (out / name).exists()
     assert "| energy cost, all homes ($) |" in capsys.readouterr().out
     # a folder that is not a run of this scenario: one line, exit 1

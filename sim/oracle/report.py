@@ -1,8 +1,8 @@
 """The oracle's results folder and its comparison with a market run.
 
-`write_oracle` writes, like a market run's folder: `scenario.yaml` (resolved), `slots.csv`
+`write_oracle` writes, like a market run's folder: `scenario.yaml` (resolved), the `slots` table
 (the co-simulation's ground-truth columns per round, the fleet totals of the oracle's dispatch
-and, per slot, `oracle_kept_limits`, the linear slacks and the AC excess), `homes.csv` (per
+and, per slot, `oracle_kept_limits`, the linear slacks and the AC excess), the `homes` table (per
 round and home: import, appliances, states), `costs.csv` (per home: energy, degradation,
 terminal value, comfort) and `summary.json`.
 
@@ -48,6 +48,7 @@ def write_oracle(run: OracleRun, out_dir: str | Path) -> dict:
     slots = slots_table(run)
     writer.append("slots", slots)
     writer.append("homes", homes_table(run))
+    writer.close()
     d = run.data
     costs = schedule_cost_usd(d, run.best.dispatch)
     table = pd.DataFrame({"home": np.arange(d.n_homes), "smart": False})
