@@ -206,7 +206,8 @@ def _print_summary(s: dict, out_dir: Path, plots: list[Path], detail: bool = Fal
     print(
         f"energy not served: {s['energy_not_served_kwh']:.1f} kWh   PV curtailed: "
         f"{s['pv_curtailed_kwh']:.1f} kWh   comfort violations (home-slots): "
-        f"{s['comfort_violations']}   energy shifted: {s['energy_shifted_kwh']:.1f} kWh"
+        f"{s['comfort_violations']}   held below the low-price demand: "
+        f"{s['energy_shifted_kwh']:.1f} kWh"
     )
     print(
         f"slot-to-slot change per group: band {s['band_low_step_mean_usd_per_kwh']:.3f} / "

@@ -99,7 +99,7 @@ def solve_highs(problem: cp.Problem, time_limit: float = HIGHS_TIME_LIMIT_S) -> 
 
 
 @cache
-def _mute_highs_banner() -> None:
+def mute_highs_banner() -> None:
     """HiGHS prints its banner (version, licence) to the C-level stdout when the process
     creates its first solver, whatever the options (cvxpy sets ``log_to_console`` only
     afterwards). Create that first solver with file descriptor 1 on /dev/null."""
@@ -120,7 +120,7 @@ def solve_with_fallback(problem: cp.Problem, what: str) -> None:
     """Solve `problem` in place, silently. HiGHS gives reliable duals and is fast, but its QP
     method has stalled (minutes) and failed on a few badly scaled EU LV slots; those go to
     Clarabel."""
-    _mute_highs_banner()
+    mute_highs_banner()
     try:
         solve_highs(problem)
         if problem.status in _DONE:

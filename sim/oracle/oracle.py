@@ -42,6 +42,7 @@ import pandas as pd
 
 from sim.constants import DEFAULT_I_MARGIN_PCT, DEFAULT_V_MARGIN_PU
 from sim.dso import DSOLimits
+from sim.dso.solve import mute_highs_banner
 from sim.errors import BlockhemsError
 from sim.market.setup import build_fleet, day_prices
 from sim.oracle.grid import GridModel, SlotLinearization, ac_excess
@@ -155,6 +156,7 @@ def _solve(
         cons += grid.constraints(p_site, q_site, lins, sv, si)
         objective = objective + W_V_USD_PER_PU2 * cp.sum(sv) + W_I_USD_PER_A * cp.sum(si)
     problem = cp.Problem(cp.Minimize(objective), cons)
+    mute_highs_banner()
     try:
         problem.solve(solver=cp.HIGHS, time_limit=SOLVER_TIME_LIMIT_S)
     except cp.SolverError:
