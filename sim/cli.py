@@ -36,11 +36,45 @@ if TYPE_CHECKING:
 
 
 _terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
+_stop_timers: list = []  # threading.Timer of each stop in progress
+
+
+STOP_GRACE_S = 20.0  # after Ctrl-C or SIGTERM, how long the run may take to stop cleanly
+
+
+def _stop_or_exit() -> None:
+    """Start the clock on a stop: if the run's clean-up (mosaik's shutdown of its simulator
+    processes) has not ended within STOP_GRACE_S, leave anyway with the same line and code.
+    The finished slots are in the results folder already (each slot's tables are written when
+    it ends; `load_results` reads an unconsolidated folder)."""
+    import os
+    import threading
+
+    def leave() -> None:
+        how = "terminated (SIGTERM)" if _terminated else "interrupted"
+        sys.stderr.write(
+            f"blockhems: {how}; the clean-up did not end within {STOP_GRACE_S:g} s; "
+            "finished slots are kept in the results folder\n"
+        )
+        sys.stderr.flush()
+        os._exit(143 if _terminated else 130)
+
+    timer = threading.Timer(STOP_GRACE_S, leave)
+    timer.daemon = True
+    timer.start()
+    _stop_timers.append(timer)  # cancelled when main() returns: the clean-up did end
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: a KeyboardInterrupt as usual, with a bound on the clean-up that follows."""
+    _stop_or_exit()
+    raise KeyboardInterrupt
 
 
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM ends the run like Ctrl-C (its finally blocks stop the child processes)."""
     _terminated.append(signum)
+    _stop_or_exit()
     raise KeyboardInterrupt
 
 
@@ -485,8 +519,12 @@ def _quiet_pending_tasks() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if signal.getsignal(signal.SIGINT) is _early_interrupt:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_int = None
+    if signal.getsignal(signal.SIGINT) in (_early_interrupt, signal.default_int_handler):
+        try:
+            previous_int = signal.signal(signal.SIGINT, _interrupt)
+        except ValueError:  # not the main thread
+            previous_int = None
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: leave SIGTERM as it is
@@ -504,8 +542,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:
+        for timer in _stop_timers:
+            timer.cancel()
+        _stop_timers.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(
+                signal.SIGINT,
+                signal.default_int_handler if previous_int is _early_interrupt else previous_int,
+            )
 
 
 if __name__ == "__main__":

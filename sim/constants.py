@@ -27,7 +27,7 @@ DEFAULT_V_MARGIN_PU = 0.003
 DEFAULT_I_MARGIN_PCT = 1.0
 VOLL_USD_PER_KWH = 5.0  # value of lost load: stage 1's price cap and the ladder's outer prices
 
-# Market modes (scenario dso.mode): per-group lambda on four-point bids with their reactive
+# Market modes (scenario dso.mode): per-group lambda on five-point bids with their reactive
 # power, or the seed paper's one lambda on the two-point band
 MARKET_MODES = ("group", "paper")
 DEFAULT_MARKET_MODE = "group"

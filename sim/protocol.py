@@ -3,9 +3,10 @@ round schedule.
 
 Bids: the DSO posts each group a band ``(p_low, p_high)`` ($/kWh). In the seed paper's mode
 (``paper``) a home bids its demand at those two prices, ``[Lmin, Lmax]``. In the ``group`` mode
-it bids four points, at ``-VOLL, p_low, p_high, +VOLL`` (``bid_prices``): the band's response
-and the whole range its appliances allow, so the DSO sees the flexibility the network may need
-even when the band asks for none, and it bids its reactive power at each point too
+it bids five points, at ``-VOLL, p_low, p_high, +VOLL`` and a last one with its comfort given
+up (``bid_prices``): the band's response, the whole range its appliances allow while keeping
+comfort, and the load it can shed, so the DSO sees the flexibility the network may need even
+when the band asks for none; it bids its reactive power at each point too
 (``sim.chain.bids``).
 
 Dispatch (the seed paper's equation 1): a home that revealed ``[Lmin, Lmax]`` (kW, net import)
@@ -33,14 +34,17 @@ import numpy as np
 from sim.constants import MARKET_MODES, VOLL_USD_PER_KWH
 
 PHASE_NAMES = ("price", "submit", "recover", "lambda", "dispatch", "record")
-GROUP_BID_POINTS = 4  # points of a bid in the group mode (the paper's: 2)
+GROUP_BID_POINTS = 5  # points of a bid in the group mode (the paper's: 2)
+SHED_PRICE_FACTOR = 2.0  # the shed point's price, in VOLL: it only orders the point last
 
 
 def bid_prices(
     p_low: np.ndarray, p_high: np.ndarray, mode: str, voll_usd_per_kwh: float = VOLL_USD_PER_KWH
 ) -> np.ndarray:
     """The rising prices ($/kWh) at which a home bids, per row of the bands ``p_low``,
-    ``p_high``: (N, 2) in the ``paper`` mode, (N, 4) in the ``group`` mode."""
+    ``p_high``: (N, 2) in the ``paper`` mode; (N, 5) in the ``group`` mode, the last one the
+    shed point's (the home's demand with its comfort given up, dispatched only when nothing
+    else keeps the limits)."""
     p_low = np.asarray(p_low, dtype=float)
     p_high = np.maximum(np.asarray(p_high, dtype=float), p_low)
     if mode == "paper":
@@ -48,7 +52,10 @@ def bid_prices(
     if mode != "group":
         raise ValueError(f"unknown market mode {mode!r}; modes: {', '.join(MARKET_MODES)}")
     edge = np.full_like(p_low, voll_usd_per_kwh)
-    return np.stack([np.minimum(-edge, p_low), p_low, p_high, np.maximum(edge, p_high)], axis=-1)
+    top = np.maximum(edge, p_high)
+    return np.stack(
+        [np.minimum(-edge, p_low), p_low, p_high, top, SHED_PRICE_FACTOR * top], axis=-1
+    )
 
 
 def dispatch_cap(lam: float | np.ndarray, points_kw: np.ndarray) -> np.ndarray:

@@ -269,7 +269,7 @@ class DSOSpec(_Strict):
     )
     mode: Literal[MARKET_MODES] = Field(
         default=DEFAULT_MARKET_MODE,
-        description="group: one lambda per aggregation group on four-point bids that carry "
+        description="group: one lambda per aggregation group on five-point bids that carry "
         "their reactive power; paper: the seed paper's one lambda on the two-point band",
     )
 

@@ -15,7 +15,7 @@ from sim.chain.masking import MODULUS, decode_watts, encode_watts
 from sim.constants import MAX_GROUP_SIZE
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
 def test_masked_sums_of_packed_bids_decode_to_lane_sums(k: int) -> None:
     rng = np.random.default_rng(k)
     n = MAX_GROUP_SIZE
@@ -38,8 +38,8 @@ def test_masked_sums_of_packed_bids_decode_to_lane_sums(k: int) -> None:
 def test_a_value_that_could_overflow_a_group_lane_is_refused() -> None:
     with pytest.raises(BidError, match="outside"):
         encode_ladder([HOME_LANE_LIMIT, 0], [0, 0])
-    with pytest.raises(BidError, match="2 to 4 points"):
-        encode_ladder([1, 2, 3, 4, 5], [0] * 5)
+    with pytest.raises(BidError, match="2 to 5 points"):
+        encode_ladder([1, 2, 3, 4, 5, 6], [0] * 6)
 
 
 def test_garbage_sums_are_not_consistent_bids() -> None:

@@ -304,9 +304,10 @@ def test_pv_is_curtailed_at_negative_price_only_and_within_a_cap(summer_no_expor
     np.testing.assert_allclose(fleet.records["pv_kw"][si, noon], pv - curtailed)
 
 
-def test_dispatch_at_a_four_point_bid_runs_the_bid_and_keeps_comfort(fleet, prices):
+def test_dispatch_at_a_five_point_bid_runs_the_bid_and_keeps_comfort(fleet, prices):
     """dispatch_bid: each home's import and reactive power are its bid's points walked to
-    lambda (computed here from the points), comfort and battery limits hold all day."""
+    lambda (computed here from the points); above the shed point (lambda >= 1/4) comfort and
+    battery limits hold all day."""
     from sim.protocol import bid_prices, dispatch_cap
 
     rng = np.random.default_rng(5)
@@ -317,9 +318,9 @@ def test_dispatch_at_a_four_point_bid_runs_the_bid_and_keeps_comfort(fleet, pric
         ladder = bid_prices(
             np.full(fleet.n_homes, 0.7 * p), np.full(fleet.n_homes, 1.4 * p), "group"
         )
-        points = fleet.compute_points(t, ladder)
+        points = fleet.compute_points(t, ladder, shed_last=True)
         q_points = fleet.points_q_kvar.copy()
-        lam = rng.uniform(0, 1, fleet.n_homes)
+        lam = rng.uniform(0.25, 1, fleet.n_homes)
         imp = fleet.dispatch_bid(t, lam)
         np.testing.assert_allclose(imp[smart], dispatch_cap(lam, points)[smart], atol=1e-9)
         np.testing.assert_allclose(
@@ -327,9 +328,29 @@ def test_dispatch_at_a_four_point_bid_runs_the_bid_and_keeps_comfort(fleet, pric
         )
     rec = fleet.records
     assert np.nanmax(rec["comfort_violation_c"][smart]) <= TOL
+    assert np.nanmax(rec["shed_kw"][smart]) <= TOL
     soc = rec["soc_kwh"][smart]
     assert np.all(soc >= fleet.params.e_min_kwh[:, None] - TOL)
     assert np.all(soc <= fleet.params.e_max_kwh[:, None] + TOL)
+
+
+def test_the_shed_point_gives_up_hvac_and_water_heater_and_records_it(fleet, prices):
+    """At lambda = 0 a home runs its shed point: no HVAC, no water heater, the battery as at
+    +VOLL; the power given up below its least comfort-keeping point is recorded as shed."""
+    from sim.protocol import bid_prices
+
+    fleet.reset()
+    smart = fleet.smart
+    t = 0
+    ladder = bid_prices(np.full(fleet.n_homes, 0.1), np.full(fleet.n_homes, 0.2), "group")
+    points = fleet.compute_points(t, ladder, shed_last=True)
+    x = fleet._point_x
+    assert np.all(x["hvac"][:, -1] == 0) and np.all(x["wh"][:, -1] == 0)
+    np.testing.assert_array_equal(x["bat"][:, -1], x["bat"][:, -2])
+    least = x["hvac"][:, :-1].min(axis=1) + x["wh"][:, :-1].min(axis=1)
+    imp = fleet.dispatch_bid(t, 0.0)
+    np.testing.assert_allclose(imp[smart], points[smart, -1], atol=1e-9)
+    np.testing.assert_allclose(fleet.records["shed_kw"][smart, t], least, atol=1e-9)
 
 
 def test_dispatch_bid_needs_the_slots_points(fleet):

@@ -272,3 +272,16 @@ def test_a_simulator_process_failure_is_one_line(capfd: pytest.CaptureFixture[st
         "HomesShard-1: the hardhat node at http://127.0.0.1:1 is gone (slot 3 of 12, submit)"
     ]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_stop_whose_clean_up_hangs_still_ends_with_one_line() -> None:
+    """After Ctrl-C the run's clean-up gets STOP_GRACE_S; a clean-up that hangs (here: a sleep)
+    is cut off with the same one line and exit code."""
+    code = "import time, sim.cli as c; c.STOP_GRACE_S = 0.5; c._stop_or_exit(); time.sleep(30)"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 130
+    assert time.monotonic() - start < 10
+    assert "blockhems: interrupted; the clean-up did not end within" in done.stderr

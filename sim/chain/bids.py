@@ -6,12 +6,13 @@ The contract adds every member's two words mod 2^128 and reveals only the group'
 ``band``   the seed paper's: the lower word is Lmin (W), the upper word Lmax (W), each the
            full signed 128-bit value.
 ``ladder`` a bid of K points (W, rising prices, so the highest demand first) and the reactive
-           demand at each point (var): 2K signed values of 32 bits, lanes 0-3 in the lower
-           word and 4-7 in the upper one (K <= 4). A word is the integer sum of
-           ``value_j * 2^(32 j)``; the sum of such words is the same integer form of the
+           demand at each point (var): 2K signed values of 24 bits, lanes 0-4 in the lower
+           word and 5-9 in the upper one (K <= 5). A word is the integer sum of
+           ``value_j * 2^(24 j)``; the sum of such words is the same integer form of the
            lane-wise sums, so the group's sums decode exactly as long as every lane's sum
-           fits 32 signed bits (|sum| < 2.1 GW; a home's value is held below
-           ``LANE_LIMIT / MAX_GROUP_SIZE`` so that no group of the contract can overflow).
+           fits 24 signed bits (|sum| < 8.39 MW; a home's value is held below
+           ``LANE_LIMIT / MAX_GROUP_SIZE``, 52 kW, so that no group of the contract can
+           overflow).
 
 The masks are uniform mod 2^128 whatever the plaintext, so the format changes what the DSO
 learns (the group's sums at every point, P and Q) but not what anyone else learns.
@@ -24,8 +25,8 @@ from collections.abc import Sequence
 from sim.constants import MAX_GROUP_SIZE
 from sim.errors import BlockhemsError
 
-LANE_BITS = 32
-LANES_PER_WORD = 128 // LANE_BITS
+LANE_BITS = 24
+LANES_PER_WORD = 128 // LANE_BITS  # 5 (120 bits of each 128-bit word)
 MAX_LADDER_POINTS = LANES_PER_WORD  # 2K lanes in two words
 LANE_LIMIT = 1 << (LANE_BITS - 1)  # a lane's sum lies in [-LANE_LIMIT, LANE_LIMIT)
 HOME_LANE_LIMIT = LANE_LIMIT // MAX_GROUP_SIZE  # a home's value, W or var

@@ -331,12 +331,14 @@ class HEMSFleet:
         points = self.compute_points(slot, np.stack([lo, hi], axis=1))
         return points[:, 1], points[:, 0]
 
-    def compute_points(self, slot: int, prices: np.ndarray) -> np.ndarray:
+    def compute_points(self, slot: int, prices: np.ndarray, shed_last: bool = False) -> np.ndarray:
         """Each home's demand (kW, net import) at each of K prices ($/kWh) for ``slot``:
         ``prices`` is (K,) or (homes, K), non-decreasing along K; the result (homes, K) is
         non-increasing along K, so ``Lmax = points[:, 0]`` and ``Lmin = points[:, -1]``.
         Smart homes solve their one-step ADP problem at every price; ordinary homes return
-        their load forecast."""
+        their load forecast. With ``shed_last`` the last point is instead the home's demand
+        with its comfort given up: HVAC and water heater off, the battery as at the point
+        before, no PV curtailed (its price only orders it last)."""
         self._check_slot(slot)
         price = np.asarray(prices, dtype=float)
         k = price.shape[-1] if price.ndim else 0
@@ -357,11 +359,15 @@ class HEMSFleet:
             opts = self._smart_options(slot)
             rows = np.arange(len(si))
             # each appliance's power (kW) at each point, for `dispatch_bid`
+            self._shed_last = shed_last
             self._point_x = {d: np.zeros((len(si), k)) for d in opts}
             for j in range(k):
-                idx = respond(opts, price[si, j], self.dt_h)
-                for d in opts:
-                    self._point_x[d][:, j] = opts[d].x[rows, idx[d]]
+                if shed_last and j == k - 1:  # comfort given up: only the battery stays
+                    self._point_x["bat"][:, j] = self._point_x["bat"][:, j - 1]
+                else:
+                    idx = respond(opts, price[si, j], self.dt_h)
+                    for d in opts:
+                        self._point_x[d][:, j] = opts[d].x[rows, idx[d]]
                 points[si, j] += sum(self._point_x[d][:, j] for d in opts)
                 self.points_q_kvar[si, j] += self._point_x["hvac"][:, j] * tan_phi[si]
             self._options = opts
@@ -402,8 +408,10 @@ class HEMSFleet:
         """Run ``slot`` at the bid of ``compute_points``: each smart home runs every appliance
         at its powers of the bid's points walked to ``lam`` (one per home, or one for all;
         ``sim.protocol.dispatch_cap``), so its import and its reactive power are exactly the
-        bid's own at ``lam``. Each point keeps comfort and the appliances' limits, and so does
-        a mix of two neighbouring points (the models are linear in power, the limits convex).
+        bid's own at ``lam``. Each point keeps comfort and the appliances' limits (but a shed
+        point, see `compute_points`), and so does a mix of two neighbouring points (the models
+        are linear in power, the limits convex); below the least comfort-keeping point the
+        HVAC and water-heater power given up is recorded as shed.
         Returns the actual import (kW); the cap recorded is that import."""
         self._check_slot(slot)
         if self._band is None or self._options is None:
@@ -413,11 +421,15 @@ class HEMSFleet:
             raise HEMSConfigError("lam", "must not be NaN for a smart home")
         si = self.smart_idx
         cap = np.full(self.n_homes, np.inf)
-        x = None
+        x, given_up = None, None
         if len(si):
             x = {d: dispatch_cap(lam_h[si], v) for d, v in self._point_x.items()}
             cap[si] = self.base_kw(slot)[si] + sum(x.values())
-        return self._run_slot(slot, cap, self._band[0], x)
+            # HVAC and water heater below the least of the comfort-keeping points: load shed
+            kept = slice(0, -1) if self._shed_last else slice(None)
+            least = {d: v[:, kept].min(axis=1) for d, v in self._point_x.items()}
+            given_up = sum(np.maximum(least[d] - x[d], 0.0) for d in ("hvac", "wh"))
+        return self._run_slot(slot, cap, self._band[0], x, given_up)
 
     def _run_slot(
         self,
@@ -425,6 +437,7 @@ class HEMSFleet:
         cap: np.ndarray,
         price_arr: np.ndarray,
         x: dict[str, np.ndarray] | None,
+        shed_kw: np.ndarray | None = None,
     ) -> np.ndarray:
         """Advance every home one slot with the smart homes' appliance powers ``x`` (kW):
         trim them to ``cap`` where comfort cannot be kept below it, step the states, record."""
@@ -444,7 +457,7 @@ class HEMSFleet:
                 excess -= cut
                 if d != "pv":
                     shed += cut
-            rec["shed_kw"][si, slot] = shed
+            rec["shed_kw"][si, slot] = shed if shed_kw is None else shed + shed_kw
             p = self.params
             soc = battery_step(p, self.soc_kwh, x["bat"], self.dt_h)
             exo_gain, exo_mode = self.gain_kw[:, slot], self.mode[:, slot]

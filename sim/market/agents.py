@@ -43,13 +43,13 @@ class RevealedBid:
     @classmethod
     def from_aggregate(cls, aggregate: GroupAggregate, mode: str) -> RevealedBid:
         """The contract's two sums of a group: [Lmin, Lmax] in the paper's mode, the packed
-        four-point bid with its reactive power in the group mode (``sim.chain.bids``).
+        five-point bid with its reactive power in the group mode (``sim.chain.bids``).
         Raises BidError when the sums are not what such bids add up to (a garbage word)."""
         if mode == "paper":
             return cls((aggregate.upper_w, aggregate.lower_w), aggregate.contributors)
         lower, upper = aggregate.lower_w, aggregate.upper_w
         if not ladder_is_consistent(lower, upper, GROUP_BID_POINTS):
-            raise BidError("the group's sums do not decode to four-point bids")
+            raise BidError("the group's sums do not decode to five-point bids")
         points, q = decode_ladder(lower, upper, GROUP_BID_POINTS)
         return cls(points, aggregate.contributors, q)
 
@@ -297,7 +297,7 @@ class HomesAgent:
             band[members] = bands[group]
         self.p_low, self.p_high = band[:, 0], band[:, 1]
         ladder = bid_prices(self.p_low, self.p_high, self.mode, self.voll_usd_per_kwh)
-        self.points_kw = self.fleet.compute_points(slot, ladder)
+        self.points_kw = self.fleet.compute_points(slot, ladder, shed_last=self.mode == "group")
         self.points_q_kvar = self.fleet.points_q_kvar
         self.lmin_kw, self.lmax_kw = self.points_kw[:, -1], self.points_kw[:, 0]
         # what each home would draw at the band's low price: the point at p_low
