@@ -136,6 +136,7 @@ def time_offline_day(scenario: Scenario) -> tuple[dict[str, Tally], Any, list]:
         _wrap(stage2, "solve_with_fallback", solver("stage2")),
         _wrap(HEMSFleet, "compute_points", lambda *a: tallies["ranges"].add(a[2])),
         _wrap(HEMSFleet, "dispatch", lambda *a: tallies["dispatch"].add(a[2])),
+        _wrap(HEMSFleet, "dispatch_bid", lambda *a: tallies["dispatch"].add(a[2])),  # group
     ]
     try:
         run = run_offline(scenario)
