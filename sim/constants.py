@@ -33,5 +33,6 @@ MARKET_MODES = ("group", "paper")
 DEFAULT_MARKET_MODE = "group"
 
 # The homes
-HOME_CONNECTION_KW = 30.0  # a household's service connection: no home draws or feeds in more
+# a household's service connection (3 x 80 A): no home draws or feeds in more
+HOME_CONNECTION_KW = 50.0
 DEFAULT_BATTERY_EXPORT = False  # batteries cover only their home's own load (a common tariff rule)
