@@ -1,32 +1,24 @@
-"""DSO stage 2: the dispatch factor lambda from the groups' aggregated demand ranges.
+"""DSO stage 2: the dispatch factor lambda of each group from the groups' revealed bids.
 
-Group g reports totals ``[Lmin_g, Lmax_g]`` (kW); the DSO spreads them over the group's member
-sites by public weights ``W[s, g]`` (share of g's members at site s, equal shares per home) and
-assumes the flexible demand at a fixed power factor. With ``Delta_g = Lmax_g - Lmin_g`` the
-homes' implied linear demand curve between ``(p_high, Lmin)`` and ``(p_low, Lmax)`` gives the
-welfare of dispatching ``L_g = Lmin_g + lambda_g Delta_g``::
+A group's bid is its total demand (kW) at K rising prices, K = 2 (the seed paper's band,
+``[Lmin, Lmax]``) or 5 (the group mode's, with the reactive demand at each point); the DSO
+spreads the totals over the group's member sites by public weights ``W[s, g]`` (share of g's
+members at site s). Each of a group's K - 1 segments is a variable in [0, 1], filled from Lmin
+up; a segment's welfare is the homes' price there minus the marginal supply cost of its demand
+(energy and losses at the current linearization), concave, so segments fill in order
+(``sim.dso.dso._Segments``). Network scarcity is not charged again in the objective: voltage
+and ampacity limits are explicit constraints on the linear model (the same rows and margins as
+stage 1). ``mode="single"`` ties every group to one lambda (the paper's); ``mode="group"``
+clears one per group. The QP is compiled once per feeder and size (DPP) and solved through
+HiGHS (``sim.dso.solve``).
 
-    W(lambda) = sum_g Delta_g (p_high_g - cost_g) lambda_g
-                - 1/2 Delta_g (p_high_g - p_low_g) lambda_g^2            ($/h)
-
-with ``cost_g = price * sum_s W_sg (1 + mlf_p,s + tan(phi) mlf_q,s)`` the marginal supply cost
-(energy and losses) of g's demand at the current linearization. Network scarcity is not
-charged again in the objective: voltage and ampacity limits are explicit constraints on the
-linear model (the same rows and margins as stage 1). Without binding limits and a single
-lambda the optimum is the closed form ``clip(sum a_g / sum b_g, 0, 1)`` with
-``a_g = Delta_g (p_high_g - cost_g)``, ``b_g = Delta_g (p_high_g - p_low_g)``.
-
-``mode="single"`` is the paper's one lambda for all groups; ``mode="group"`` clears one lambda
-per group. The QP is compiled once per feeder and mode (DPP; the linear model's matrices times
-the groups' ranges are small parameter matrices) and solved with HiGHS.
-
-AC check: the dispatch is verified with ``runpp_3ph`` on the DSO's model; on a violation the
-linear model is re-linearized at that AC solution and the QP re-solved, at most ``max_iter``
-times. If the limits cannot be met even at lambda = 0 (checked on the linear model, confirmed
-by an AC run at lambda = 0), the result has ``infeasible=True`` and lambda = 0. If only the
-linear model (with its margins) finds lambda = 0 infeasible and the AC run does not, lambda = 0
-is dispatched with ``ac_ok=True``. After ``max_iter`` AC checks with violations the last
-dispatch is returned with ``ac_ok=False`` and the violations named.
+AC check (``DSO.stage2_points``): the dispatch is verified with the DSO's AC engine
+(``dso.ac_engine``, power-grid-model by default) against the limits less half of each margin;
+on a violation the linear model is re-linearized at that AC solution and the QP re-solved, at
+most ``max_iter`` times. If no lambda meets the linear limits, the least-violating dispatch is
+solved instead and checked once; ``infeasible=True`` when its AC check still violates. After
+``max_iter`` AC checks with violations the last dispatch is returned with ``ac_ok=False`` and
+the violations named.
 """
 
 from __future__ import annotations
