@@ -36,33 +36,34 @@ if TYPE_CHECKING:
 
 
 _terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
-_stop_timers: list = []  # threading.Timer of each stop in progress
+_stop_timers: list[int] = []  # the interval timer of a stop in progress
 
 
 STOP_GRACE_S = 20.0  # after Ctrl-C or SIGTERM, how long the run may take to stop cleanly
+
+
+def _leave(signum: int, frame: object) -> None:
+    """The stop's grace is over: leave at once with the same line and exit code."""
+    import os
+
+    how = "terminated (SIGTERM)" if _terminated else "interrupted"
+    sys.stderr.write(
+        f"blockhems: {how}; the clean-up did not end within {STOP_GRACE_S:g} s; "
+        "finished slots are kept in the results folder\n"
+    )
+    sys.stderr.flush()
+    os._exit(143 if _terminated else 130)
 
 
 def _stop_or_exit() -> None:
     """Start the clock on a stop: if the run's clean-up (mosaik's shutdown of its simulator
     processes) has not ended within STOP_GRACE_S, leave anyway with the same line and code.
     The finished slots are in the results folder already (each slot's tables are written when
-    it ends; `load_results` reads an unconsolidated folder)."""
-    import os
-    import threading
-
-    def leave() -> None:
-        how = "terminated (SIGTERM)" if _terminated else "interrupted"
-        sys.stderr.write(
-            f"blockhems: {how}; the clean-up did not end within {STOP_GRACE_S:g} s; "
-            "finished slots are kept in the results folder\n"
-        )
-        sys.stderr.flush()
-        os._exit(143 if _terminated else 130)
-
-    timer = threading.Timer(STOP_GRACE_S, leave)
-    timer.daemon = True
-    timer.start()
-    _stop_timers.append(timer)  # cancelled when main() returns: the clean-up did end
+    it ends; `load_results` reads an unconsolidated folder). A real-time timer signal, not a
+    thread: nothing to start from inside a signal handler."""
+    signal.signal(signal.SIGALRM, _leave)
+    signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)
+    _stop_timers.append(signal.ITIMER_REAL)  # cancelled when main() returns
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -542,9 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:
-        for timer in _stop_timers:
-            timer.cancel()
-        _stop_timers.clear()
+        if _stop_timers:  # the clean-up did end: no forced exit
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _stop_timers.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
