@@ -139,8 +139,7 @@ def test_interrupted_verbose_run_exits_cleanly_and_keeps_its_slots(tmp_path) -> 
     pending-task noise and no traceback of the grid process, mosaik's INFO shown (-v), and a
     folder whose finished slots are complete in every table."""
     folder = tmp_path / "interrupted"
-    # 12 hours (48 slots): with a warm set-up cache 3 hours could end before the signal lands
-    scenario = _scenario(tmp_path, 12, own_process=True)
+    scenario = _scenario(tmp_path, 12, own_process=True)  # 48 slots: time to interrupt
     proc = subprocess.Popen(
         [*BLOCKHEMS, "run", str(scenario), "-o", str(folder), "-v"],
         cwd=ROOT,
@@ -148,6 +147,9 @@ def test_interrupted_verbose_run_exits_cleanly_and_keeps_its_slots(tmp_path) -> 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: Ctrl-C's default action, even if this test runs where SIGINT is
+        # ignored (a background job of a non-interactive shell inherits SIG_IGN)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     parts = folder / "slots.parts"
     deadline = time.monotonic() + 300
