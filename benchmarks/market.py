@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from sim.offline import run_offline
+from sim.oracle.report import home_energy_cost
 from sim.results.limits import limit_summary
 from sim.results.writer import stability
 from sim.scenario import SCENARIOS_DIR, load_scenario, override
@@ -34,13 +35,12 @@ def measure(path: Path, mode: str) -> dict:
     run = run_offline(override(load_scenario(path), {"dso.mode": mode}), grid_tables=False)
     slots, homes, groups = run.tables["slots"], run.tables["homes"], run.tables["groups"]
     d, slot_h = run.scenario.dso, run.scenario.time.slot_s / 3600
-    price = slots.set_index("round")["energy_price_usd_per_kwh"]
     return {
         "scenario": path.stem,
         "mode": mode,
         **limit_summary(slots, (d.v_min_pu, d.v_max_pu), slot_h, d.ampacity_factor),
         "stage2_infeasible_slots": int(slots.dso_infeasible.sum()),
-        "energy_cost_usd": float((homes.import_kw * homes["round"].map(price)).sum() * slot_h),
+        "energy_cost_usd": float(home_energy_cost(run.tables, slot_h).sum()),
         "comfort_violations": int((homes.comfort_violation_c > 1e-6).sum()),
         **stability(groups),
         "wall_s": round(time.perf_counter() - start, 1),

@@ -427,8 +427,10 @@ class HEMSFleet:
             cap[si] = self.base_kw(slot)[si] + sum(x.values())
             # HVAC and water heater below the least of the comfort-keeping points: load shed
             kept = slice(0, -1) if self._shed_last else slice(None)
-            least = {d: v[:, kept].min(axis=1) for d, v in self._point_x.items()}
-            given_up = sum(np.maximum(least[d] - x[d], 0.0) for d in ("hvac", "wh"))
+            given_up = sum(
+                np.maximum(self._point_x[d][:, kept].min(axis=1) - x[d], 0.0)
+                for d in ("hvac", "wh")
+            )
         return self._run_slot(slot, cap, self._band[0], x, given_up)
 
     def _run_slot(
