@@ -202,6 +202,10 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             for bar in bars:
                 bar.close()
+    if _stop_timers:
+        # Ctrl-C or SIGTERM landed inside mosaik's scheduler, which catches the
+        # KeyboardInterrupt, logs "Simulation canceled" and returns as if the run had ended
+        raise KeyboardInterrupt
     done = kept()
     if done < scenario.time.n_slots:  # mosaik ends the run quietly when a process failed
         why = aborted[0] if aborted else "a simulator stopped"
