@@ -82,15 +82,15 @@ def _terminate(signum: int, frame: object) -> None:
 @contextmanager
 def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
     """Collect, as one line each, the failures of simulator processes that mosaik logs (with
-    the process's traceback) instead of raising; the traceback is not shown."""
+    the process's traceback) instead of raising; `sim.console.configure_logging` keeps the
+    traceback off the console."""
     import re
 
     from loguru import logger
 
-    pattern = re.compile(r"Simulator (\S+) aborted the simulation with error (\w+)\((.*?)\)\.")
+    from sim.console import is_simulator_failure
 
-    def failure(record: dict) -> bool:
-        return "aborted the simulation" in record["message"]
+    pattern = re.compile(r"Simulator (\S+) aborted the simulation with error (\w+)\((.*?)\)\.")
 
     def collect(message: Any) -> None:
         found = pattern.match(" ".join(message.record["message"].split("\n", 1)[0].split()))
@@ -98,19 +98,11 @@ def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
             f"{found[1]}: {found[3]}" if found else message.record["message"].split("\n")[0]
         )
 
-    try:  # loguru's default stderr handler, which mosaik's messages go to
-        logger.remove(0)
-        shown = logger.add(sys.stderr, level="INFO", filter=lambda r: not failure(r))
-    except ValueError:  # removed already by someone else: leave the handlers as they are
-        shown = None
-    caught = logger.add(collect, level="ERROR", filter=failure)
+    caught = logger.add(collect, level="ERROR", filter=is_simulator_failure)
     try:
         yield
     finally:
         logger.remove(caught)
-        if shown is not None:
-            logger.remove(shown)
-            logger.add(sys.stderr, level="DEBUG")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -22,17 +22,30 @@ PLAIN_LINES = 10
 LOG_LEVELS = {"quiet": "ERROR", "default": "WARNING", "verbose": "INFO"}
 
 
+SIMULATOR_FAILURE = "aborted the simulation"  # mosaik's log line when a simulator process fails
+
+
+def is_simulator_failure(record: dict) -> bool:
+    """mosaik's record of a simulator process's failure, which carries the process's
+    traceback: the command line says it in one line instead (`sim.cli._mosaik_failures`)."""
+    return SIMULATOR_FAILURE in record["message"]
+
+
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """loguru (mosaik's logger) at `level` to `stream` (stderr), written around the bar."""
+    """loguru (mosaik's logger) at `level` to `stream` (stderr as it is when a line is
+    written), written around the bar; simulator failures are left to the command line."""
     from loguru import logger
 
-    out = stream or sys.stderr
-
     def sink(message: str) -> None:
-        tqdm.write(str(message), file=out, end="")
+        tqdm.write(str(message), file=stream or sys.stderr, end="")
 
     logger.remove()
-    logger.add(sink, level=level, format="{time:HH:mm:ss} {level} {name}: {message}")
+    logger.add(
+        sink,
+        level=level,
+        format="{time:HH:mm:ss} {level} {name}: {message}",
+        filter=lambda record: not is_simulator_failure(record),
+    )
 
 
 def clock(hour: float) -> str:

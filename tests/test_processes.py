@@ -260,7 +260,9 @@ def test_a_simulator_process_failure_is_one_line(capfd: pytest.CaptureFixture[st
     from loguru import logger
 
     from sim.cli import _mosaik_failures
+    from sim.console import configure_logging
 
+    configure_logging("INFO")  # as `blockhems run` does first
     aborted: list[str] = []
     with _mosaik_failures(aborted):
         logger.error(
