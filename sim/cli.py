@@ -105,15 +105,44 @@ def _mosaik_failures(aborted: list[str]) -> Iterator[None]:
         logger.remove(caught)
 
 
+def _resumed_scenario(args: argparse.Namespace) -> Path:
+    """The scenario of the run `--resume` continues: the one its folder holds. The folder
+    fixes the scenario, the output and the format; the chain may change (the results do not
+    depend on it)."""
+    from pathlib import Path
+
+    from sim.market.checkpoint import ResumeError
+
+    for given, what in (
+        (args.scenario, "a scenario"),
+        (args.output, "-o"),
+        (args.format, "--format"),
+    ):
+        if given is not None:
+            raise ResumeError(
+                f"--resume {args.resume} continues the run in that folder with its own scenario, "
+                f"output and format: drop {what}",
+                key="resume",
+            )
+    folder = Path(args.resume)
+    if not (folder / "scenario.yaml").is_file():
+        raise ResumeError(
+            f"--resume {folder}: not a results folder of `blockhems run` (no scenario.yaml)",
+            key="resume",
+        )
+    return folder / "scenario.yaml"
+
+
 def _run(args: argparse.Namespace) -> int:
     import json
 
     from sim.console import LOG_LEVELS, SlotBar, configure_logging
-    from sim.scenario import Scenario, load_scenario, override
+    from sim.scenario import DEFAULT_SCENARIO, Scenario, load_scenario, override
 
     verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "default"
     configure_logging(LOG_LEVELS[verbosity])
-    scenario = load_scenario(args.scenario)
+    scenario_file = args.scenario or str(DEFAULT_SCENARIO)
+    scenario = load_scenario(_resumed_scenario(args) if args.resume else scenario_file)
     changes = {
         key: value
         for key, value in (
@@ -132,17 +161,26 @@ def _run(args: argparse.Namespace) -> int:
     from sim.results.folder import prepare_output_dir
 
     plan_run(scenario)  # the checks of validate, before the heavy set-up
-    out_dir = prepare_output_dir(args.output or f"results/{scenario.name}")
+    out_dir = prepare_output_dir(
+        args.resume or args.output or f"results/{scenario.name}", resume=bool(args.resume)
+    )
     if scenario.chain.backend == "hardhat":
         from sim.chain.node import node_unavailable_reason
 
         reason = node_unavailable_reason()
         if reason:
             raise BlockhemsError(f"chain.backend hardhat: {reason}", key="chain.backend")
+    how = "scenario"
+    if args.resume:  # which slot it continues from, before the heavy set-up
+        from sim.market.checkpoint import Checkpoints
+        from sim.results.writer import finished_slots
+
+        first = Checkpoints(out_dir).resume_round(finished_slots(out_dir), scenario.time.n_slots)
+        how = f"resuming at slot {first + 1} scenario"
     if not args.quiet:
         t = scenario.time
         print(
-            f"blockhems: scenario {scenario.name} ({t.n_slots} slots of {t.slot_s // 60} min) "
+            f"blockhems: {how} {scenario.name} ({t.n_slots} slots of {t.slot_s // 60} min) "
             f"-> {out_dir} ({scenario.outputs.format})",
             flush=True,
         )
@@ -164,9 +202,9 @@ def _run(args: argparse.Namespace) -> int:
 
     bars: list[SlotBar] = []
 
-    def progress(used: Scenario) -> SlotBar:
-        dso = used.dso
-        bars.append(SlotBar(used.time.n_slots, (dso.v_min_pu, dso.v_max_pu), dso.ampacity_factor))
+    def progress(used: Scenario, first_round: int) -> SlotBar:
+        dso, v_band = used.dso, (used.dso.v_min_pu, used.dso.v_max_pu)
+        bars.append(SlotBar(used.time.n_slots, v_band, dso.ampacity_factor, first=first_round))
         return bars[0]
 
     aborted: list[str] = []  # what a simulator process failed with (mosaik only logs it)
@@ -177,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
                 out_dir,
                 progress=None if args.quiet else progress,
                 log_level="info" if args.verbose else "warning",
+                resume=bool(args.resume),
             )
         except BlockhemsError as exc:  # the run stopped midway: say what it kept
             if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
@@ -414,8 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blockhems", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario (default: scenarios/default.yaml)")
-    run.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO))
+    run.add_argument(
+        "scenario", nargs="?", default=None, help=f"scenario file (default {DEFAULT_SCENARIO})"
+    )
     run.add_argument("-o", "--output", default=None, help="results folder (results/<name>)")
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the interrupted run in results folder DIR from its last checkpoint",
+    )
     loudness = run.add_mutually_exclusive_group()
     loudness.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     loudness.add_argument(

@@ -80,10 +80,13 @@ class SlotBar:
         v_band: tuple[float, float],
         rating_factor: float = 1.0,
         stream: TextIO | None = None,
+        first: int = 0,
     ) -> None:
+        """`first`: the slots a resumed run had finished before (counted as done, not shown)."""
         self.n_slots, self.v_band, self.rating_factor = n_slots, v_band, rating_factor
         self.stream = stream or sys.stderr
-        self.done = 0
+        self.done = first
+        self.judged = 0  # slots of this session whose limits were judged
         self.broken = 0
         self.every = max(1, math.ceil(n_slots / PLAIN_LINES))
         self.bar: tqdm | None = None
@@ -94,6 +97,7 @@ class SlotBar:
                 sized = False
             self.bar = tqdm(
                 total=n_slots,
+                initial=first,
                 file=self.stream,
                 unit="slot",
                 dynamic_ncols=sized,
@@ -105,12 +109,13 @@ class SlotBar:
     def describe(self, row: dict, status: str) -> str:
         return (
             f"{clock(float(row['hour']))}  λ {float(row['lambda']):.3f}  {status}  "
-            f"(broken in {self.broken} of {self.done} slots)"
+            f"(broken in {self.broken} of {self.judged} slots)"
         )
 
     def __call__(self, row: dict) -> None:
         status = slot_status(row, self.v_band, self.rating_factor)
         self.done += 1
+        self.judged += 1
         self.broken += status != "limits kept"
         if self.bar is not None:
             self.bar.set_description_str(self.describe(row, status), refresh=False)

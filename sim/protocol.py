@@ -90,6 +90,7 @@ class Schedule:
     block_s: int
     deadline_s: int
     recovery_s: int
+    first_round: int = 0  # a resumed run's first round: earlier ones are not run
 
     @property
     def offsets(self) -> dict[str, int]:
@@ -109,7 +110,7 @@ class Schedule:
 
     def times(self, phases: tuple[str, ...]) -> list[int]:
         offs = sorted(self.offsets[p] for p in phases)
-        return [r * self.slot_s + o for r in range(self.n_slots) for o in offs]
+        return [r * self.slot_s + o for r in range(self.first_round, self.n_slots) for o in offs]
 
     def phase_at(self, time: int) -> tuple[int, str]:
         round_, offset = divmod(time, self.slot_s)

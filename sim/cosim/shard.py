@@ -44,8 +44,16 @@ class HomesShardSim(HomesSim):
         home_keys: list,
         lead: bool,
         name: str,
+        checkpoint_dir: str,
+        resume_round: int = 0,
     ) -> None:
+        from sim.market.checkpoint import Checkpoints
+
         self.name = name
+        # every shard models the whole fleet and ends each slot in the same state: the lead
+        # shard writes the homes' checkpoint, and every shard of a resumed run reads it
+        self.checkpoints = Checkpoints(checkpoint_dir) if lead else None
+        self._resume = (Checkpoints(checkpoint_dir), resume_round) if resume_round else None
         self._pending = dict(
             scenario_yaml=scenario_yaml,
             n_homes=n_homes,
@@ -80,6 +88,11 @@ class HomesShardSim(HomesSim):
         keys = {int(h): PartyKeys.from_export(k) for h, k in home_keys}
         clients = attach_homes(chain, contract, keys, registrar)
         self.agent = homes_agent(scenario, fleet, clients, groups)
+        if self._resume is not None:
+            from sim.market.checkpoint import restore_homes
+
+            checkpoints, first_round = self._resume
+            restore_homes(self.agent, checkpoints.load("homes", first_round))
         self.setup_s = wallclock.perf_counter() - start
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:

@@ -31,6 +31,7 @@ import mosaik_api_v3
 import numpy as np
 
 from sim.errors import BlockhemsError
+from sim.market.checkpoint import Checkpoints, dso_state, homes_state
 from sim.protocol import PHASE_NAMES, Schedule
 
 STEP_S = "_step_s"  # records key under which a simulator process reports its wall time
@@ -78,7 +79,8 @@ class _PhasedSim(mosaik_api_v3.Simulator):
     def step(self, time: int, inputs: dict, max_advance: int) -> int:
         round_, phase = self.schedule.phase_at(time)
         self.outputs["done"] = time
-        if phase not in self.PHASES:  # mosaik starts every time-based simulator at 0
+        # mosaik starts every time-based simulator at 0, a resumed run too
+        if phase not in self.PHASES or round_ < self.schedule.first_round:
             return self.schedule.next_after(time, self.PHASES)
         start = wallclock.perf_counter()
         try:
@@ -131,15 +133,25 @@ class DSOSim(_PhasedSim):
     ATTRS = ["clock", "substation", "records", "done"]
     PHASES = ("price", "lambda")
 
-    def setup(self, agent, t0: int, slot_offset: int, table_rows: Callable) -> None:
+    def setup(
+        self,
+        agent,
+        t0: int,
+        slot_offset: int,
+        table_rows: Callable,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
         self.agent, self.t0, self.slot_offset, self.table_rows = agent, t0, slot_offset, table_rows
+        self.checkpoints = checkpoints
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         slot = round_ + self.slot_offset
         if phase == "price":
             for reading in (inputs.get("substation") or {}).values():
-                if reading:  # the meter of the last slot (an empty reading before round 0)
+                if reading:  # the meter of the last slot (none before round 0 and on resuming)
                     self.agent.observe_substation(reading["p_kw"], reading["q_kvar"])
+            if self.checkpoints is not None and round_ > 0:
+                self.checkpoints.save("dso", round_, dso_state(self.agent))
             deadline = self.t0 + round_ * self.schedule.slot_s + self.schedule.deadline_s
             self.agent.post_prices(round_, slot, deadline)
             self.outputs["records"] = None
@@ -156,8 +168,15 @@ class HomesSim(_PhasedSim):
     ATTRS = ["clock", "p_kw", "q_kvar", "records", "done"]
     PHASES = ("submit", "recover", "dispatch")
 
-    def setup(self, agent, home_ids: list[int], table_rows: Callable) -> None:
+    def setup(
+        self,
+        agent,
+        home_ids: list[int],
+        table_rows: Callable,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
         self.agent, self.home_ids, self.table_rows = agent, home_ids, table_rows
+        self.checkpoints = checkpoints  # None: this process does not write the homes' side
 
     def act(self, round_: int, phase: str, inputs: dict) -> None:
         if phase == "submit":
@@ -170,6 +189,8 @@ class HomesSim(_PhasedSim):
             self.outputs["p_kw"] = {i: float(p[i]) for i in self.home_ids}
             self.outputs["q_kvar"] = {i: float(q[i]) for i in self.home_ids}
             self.outputs["records"] = self.table_rows(self.agent, round_)
+            if self.checkpoints is not None and round_ + 1 < self.schedule.n_slots:
+                self.checkpoints.save("homes", round_ + 1, homes_state(self.agent))
 
 
 class GridSim(_PhasedSim):

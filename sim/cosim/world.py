@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from sim.chain.connection import Chain
 from sim.children import START_TIMEOUT_S, child_sim_config
 from sim.hems import load_weather, smart_homes
 from sim.market.agents import DSOAgent, HomesAgent
+from sim.market.checkpoint import Checkpoints, restore_dso, restore_homes
 from sim.market.setup import (
     aggregation_groups,
     build_dso,
@@ -33,7 +34,7 @@ from sim.market.setup import (
 )
 from sim.protocol import Schedule
 from sim.results.tables import dso_rows, grid_rows, homes_rows
-from sim.results.writer import Format, ResultsWriter
+from sim.results.writer import Format, ResultsWriter, finished_slots
 from sim.scenario import (
     Scenario,
     ScenarioError,
@@ -178,16 +179,28 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
     return parts
 
 
+def resume_parts(parts: Parts, checkpoints: Checkpoints, first_round: int) -> None:
+    """Put freshly built `parts` where the checkpoints of round `first_round` say: the homes'
+    and the DSO's states, and a schedule from that round on (the shard processes restore
+    their homes themselves)."""
+    if parts.homes_agent is not None:
+        restore_homes(parts.homes_agent, checkpoints.load("homes", first_round))
+    restore_dso(parts.dso_agent, checkpoints.load("dso", first_round))
+    parts.schedule = replace(parts.schedule, first_round=first_round)
+
+
 def build_world(
     parts: Parts,
     writer: ResultsWriter,
     timings: dict | None = None,
     on_slot: Callable[[dict], None] | None = None,
     log_level: str = "warning",
+    checkpoints: Checkpoints | None = None,
 ) -> mosaik.World:
     """The mosaik world of a run: chain, DSO, homes (or one simulator process per shard),
     grid (in process or its own) and recorder, and their data flows. `on_slot` gets each
-    finished slot's row of the slots table; `log_level` is the simulator processes'."""
+    finished slot's row of the slots table; `log_level` is the simulator processes';
+    `checkpoints`, if given, get the DSO's and the homes' state every slot."""
     world = mosaik.World(
         child_sim_config(sim_config(log_level)),
         mosaik_config={"start_timeout": START_TIMEOUT_S},
@@ -206,6 +219,7 @@ def build_world(
         t0=parts.t0,
         slot_offset=t.first_slot,
         table_rows=dso_rows,
+        checkpoints=checkpoints,
     ).DSO()
     if parts.homes_agent is not None:
         homes_shards = [
@@ -216,6 +230,7 @@ def build_world(
                 agent=parts.homes_agent,
                 home_ids=list(range(parts.homes_agent.fleet.n_homes)),
                 table_rows=homes_rows,
+                checkpoints=checkpoints,
             ).Homes()
         ]
     else:  # one process per shard; mosaik passes the parameters over its socket as JSON
@@ -300,22 +315,43 @@ def run_scenario(
     chain: Chain | None = None,
     fmt: Format | None = None,
     log_level: str = "warning",
+    resume: bool = False,
 ) -> RunOutcome:
     """Run a scenario through mosaik; tables are written slot by slot into `out_dir` (as
-    `fmt`, default the scenario's `outputs.format`). `progress`, if callable, is called with
-    the resolved scenario once set-up is done and returns the hook that gets each finished
-    slot's row of the slots table (False or None: no hook); `log_level` is that of the
-    simulator processes (the main process's loguru is the caller's to set)."""
+    `fmt`, default the scenario's `outputs.format`), with a checkpoint of the homes' and the
+    DSO's state every slot (`sim.market.checkpoint`, removed when the run finishes).
+    `resume`: continue the interrupted run in `out_dir` from its last checkpoint (`scenario`
+    is the one in its scenario.yaml). `progress`, if callable, is called with the resolved
+    scenario and the first round once set-up is done and returns the hook that gets each
+    finished slot's row of the slots table (False or None: no hook); `log_level` is that of
+    the simulator processes (the main process's loguru is the caller's to set)."""
     if progress is True:  # mosaik's own bar (simulated seconds) is gone
         raise TypeError("run_scenario(progress=...) takes a hook factory (see sim.console)")
     start = time.perf_counter()
+    checkpoints = Checkpoints(out_dir)
+    first_round = None
+    if resume:  # before the heavy set-up: a folder that cannot be resumed fails at once
+        first_round = checkpoints.resume_round(finished_slots(out_dir), scenario.time.n_slots)
+    else:
+        checkpoints.clear()  # an earlier run's in the same folder
     parts = build_parts(scenario, chain)
     try:
-        on_slot = progress(parts.scenario) if callable(progress) else None
-        writer = ResultsWriter(Path(out_dir), parts.scenario, fmt)
+        if first_round is not None:
+            resume_parts(parts, checkpoints, first_round)
+        on_slot = progress(parts.scenario, first_round or 0) if callable(progress) else None
+        writer = ResultsWriter(Path(out_dir), parts.scenario, fmt, resume_round=first_round)
+        for params in parts.shards:
+            params.update(checkpoint_dir=str(out_dir), resume_round=first_round or 0)
         timings: dict[str, dict[str, float]] = {}
         begun = time.perf_counter()
-        world = build_world(parts, writer, timings=timings, on_slot=on_slot, log_level=log_level)
+        world = build_world(
+            parts,
+            writer,
+            timings=timings,
+            on_slot=on_slot,
+            log_level=log_level,
+            checkpoints=checkpoints,
+        )
         parts.setup_s["mosaik_start"] = time.perf_counter() - begun  # incl. shard processes
         try:
             world.run(
@@ -336,6 +372,8 @@ def run_scenario(
     finally:
         if parts.node is not None:
             parts.node.stop()
+    if len(finished_slots(out_dir)) == parts.schedule.n_slots:
+        checkpoints.clear()  # a finished run needs none
     step_s = {model: sum(phases.values()) for model, phases in timings.items()}
     step_s.update(writer.step_s)  # what the shard processes measured
     return RunOutcome(Path(out_dir), time.perf_counter() - start, parts.setup_s, step_s, parts)

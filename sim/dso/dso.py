@@ -222,6 +222,47 @@ class DSO:
                 w[site_of[h], j] += 1.0 / len(members)
         return np.asarray(ids), w
 
+    def _problems(self) -> dict:
+        """The DSO's compiled QPs by name (stage 2's are made per bid shape, when first met)."""
+        problems = {"stage1": self._stage1.problem}
+        for (mode, n_var), stage2 in self._stage2.items():
+            problems[f"stage2/{mode}/{n_var}/problem"] = stage2.problem
+            problems[f"stage2/{mode}/{n_var}/least_violation"] = stage2.least_violation
+        return problems
+
+    def solver_state(self) -> dict:
+        """What the DSO carries between slots, for a resumable run's checkpoint: the last
+        price, the solutions its QPs warm-start from (so a resumed run takes the same
+        iterates) and, when stage 1 predicts instead of running AC (``stage1_ac=False``), the
+        operating point. Flat: names to arrays or JSON values."""
+        from dataclasses import asdict
+
+        from sim.dso.solve import warm_start
+
+        state: dict = {"last_price": self.last_price, "stage2": [list(k) for k in self._stage2]}
+        for name, problem in self._problems().items():
+            for field, value in (warm_start(problem) or {}).items():
+                state[f"warm/{name}/{field}"] = value
+        if not self.stage1_ac and self.op is not None:
+            state.update({f"op/{k}": np.asarray(v) for k, v in asdict(self.op).items()})
+        return state
+
+    def restore_solver_state(self, state: dict) -> None:
+        """Continue from ``solver_state``'s `state` on a DSO built like the one it came from."""
+        from sim.dso.solve import set_warm_start
+
+        self.last_price = state["last_price"]
+        for mode, n_var in state["stage2"]:
+            self._stage2.setdefault((mode, n_var), Stage2Problem(self.rows, n_var))
+        for name, problem in self._problems().items():
+            prefix = f"warm/{name}/"
+            warm = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            set_warm_start(problem, warm or None)
+        op = {k[3:]: v for k, v in state.items() if k.startswith("op/")}
+        if op:
+            op["losses_kw"] = float(op["losses_kw"])
+            self.op = OperatingPoint(**op)
+
     @property
     def n_groups(self) -> int:
         return len(self.group_ids)

@@ -98,6 +98,35 @@ def solve_highs(problem: cp.Problem, time_limit: float = HIGHS_TIME_LIMIT_S) -> 
     problem.unpack_results(results, chain, inverse)
 
 
+WARM_FIELDS = ("col_value", "col_dual", "row_value", "row_dual")
+
+
+def warm_start(problem: cp.Problem) -> dict[str, np.ndarray] | None:
+    """The HiGHS solution the next solve of `problem` starts from (None: a cold start), as
+    arrays: a resumed run restores it (``set_warm_start``) to take the same iterates."""
+    previous = problem._solver_cache.get(_WARM)
+    if previous is None:
+        return None
+    solution = previous["solution"]
+    out = {name: np.asarray(getattr(solution, name), dtype=float) for name in WARM_FIELDS}
+    out["valid"] = np.array([solution.value_valid, solution.dual_valid])
+    return out
+
+
+def set_warm_start(problem: cp.Problem, state: dict[str, np.ndarray] | None) -> None:
+    """Make `state` (from ``warm_start``) the solution the next HiGHS solve starts from."""
+    import highspy as hp
+
+    if state is None:
+        problem._solver_cache.pop(_WARM, None)
+        return
+    solution = hp.HighsSolution()
+    for name in WARM_FIELDS:
+        setattr(solution, name, [float(v) for v in state[name]])
+    solution.value_valid, solution.dual_valid = (bool(v) for v in state["valid"])
+    problem._solver_cache[_WARM] = {"solution": solution}
+
+
 @cache
 def mute_highs_banner() -> None:
     """HiGHS prints its banner (version, licence) to the C-level stdout when the process

@@ -268,6 +268,50 @@ class HEMSFleet:
         elif self.value_functions is not None:
             self.policy = ADPPolicy(self.value_functions)
 
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, np.ndarray | int | None]:
+        """What the fleet carries from one slot to the next, between slots (a resumable run's
+        checkpoint; ``restore`` undoes it on a fleet built from the same configuration). Not
+        the records of past slots: the results tables hold those."""
+        if self._band is not None:
+            raise HEMSStateError(f"slot {self.slot} is half done: a state is taken between slots")
+        return {
+            "slot": int(self.slot),
+            "soc_kwh": self.soc_kwh.copy(),
+            "t_in_c": np.asarray(self.t_in_c, dtype=float).copy(),
+            "tank_c": np.asarray(self.tank_c, dtype=float).copy(),
+            "last_p_kw": self.last_p_kw.copy(),
+            "last_q_kvar": self.last_q_kvar.copy(),
+            "trained_day": self._trained_day,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from ``state`` (see ``state``): the slot and the homes' states; the value
+        functions of the state's training day (the training is deterministic and cached)."""
+        slot = int(state["slot"])
+        if not 0 <= slot <= self.n_slots:
+            raise HEMSStateError(f"a state at slot {slot} is outside 0..{self.n_slots}")
+        arrays = {k: np.asarray(state[k], dtype=float) for k in ("soc_kwh", "t_in_c", "tank_c")}
+        arrays.update(last_p_kw=np.asarray(state["last_p_kw"], dtype=float))
+        arrays.update(last_q_kvar=np.asarray(state["last_q_kvar"], dtype=float))
+        for name, value in arrays.items():
+            if value.shape != np.shape(getattr(self, name)):
+                raise HEMSStateError(
+                    f"a state's {name} has shape {value.shape}, this fleet's "
+                    f"{np.shape(getattr(self, name))}: not the same fleet"
+                )
+        self.reset()
+        self.slot = slot
+        self.soc_kwh, self.t_in_c, self.tank_c = (
+            arrays["soc_kwh"],
+            arrays["t_in_c"],
+            arrays["tank_c"],
+        )
+        self.last_p_kw, self.last_q_kvar = arrays["last_p_kw"], arrays["last_q_kvar"]
+        day = state.get("trained_day")
+        if day is not None and self._policy_name == "adp" and day != self._trained_day:
+            self.train(int(day))
+
     # ------------------------------------------------------------ per slot
     def _check_slot(self, slot: int) -> None:
         if slot != self.slot:

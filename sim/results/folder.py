@@ -29,11 +29,11 @@ RUN_SUMMARY_FILES = (
 )
 
 
-def prepare_output_dir(out_dir: str | Path) -> Path:
+def prepare_output_dir(out_dir: str | Path, resume: bool = False) -> Path:
     """Create the results folder (if needed) and check it can be written, before any heavy
     set-up; remove an earlier run's tables, summary and plots from it, so that a run that
-    stops early never leaves them beside its own. A folder that cannot be used is one
-    OutputDirError line."""
+    stops early never leaves them beside its own (`resume`: the run in it is continued, its
+    tables and scenario stay). A folder that cannot be used is one OutputDirError line."""
     out = Path(out_dir)
     shown = str(out)
     for parent in reversed(out.parents):  # the first existing ancestor that is not a folder
@@ -57,8 +57,10 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
         raise OutputDirError(
             f"results folder {shown} is not writable: {exc.strerror}", key="output"
         ) from None
-    stale = [*RUN_SUMMARY_FILES, "scenario.yaml"]
-    stale += [f"{table}.{ext}" for table in TABLES for ext in ("csv", "parquet")]
+    stale = list(RUN_SUMMARY_FILES)
+    if not resume:
+        stale.append("scenario.yaml")
+        stale += [f"{table}.{ext}" for table in TABLES for ext in ("csv", "parquet")]
     for name in stale:
         try:
             (out / name).unlink(missing_ok=True)

@@ -69,22 +69,63 @@ class ResultsError(BlockhemsError, RuntimeError):
 class ResultsWriter:
     """Append-only tables of one run in `out_dir`, as Parquet (default) or CSV."""
 
-    def __init__(self, out_dir: Path, scenario: Scenario, fmt: Format | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        scenario: Scenario,
+        fmt: Format | None = None,
+        resume_round: int | None = None,
+    ) -> None:
+        """A new run's tables replace an earlier run's in the same folder; a resumed run's
+        (`resume_round`) keep the rows of the rounds before it and drop the rest (a slot
+        the interruption left half written)."""
         self.out_dir = Path(out_dir)
         self.format: Format = fmt or scenario.outputs.format
         if self.format not in FORMATS:
             raise ValueError(f"unknown results format {self.format!r}; formats: parquet, csv")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # A new run replaces the tables of an earlier one in the same folder (either format).
-        for table in TABLES:
-            (self.out_dir / f"{table}.csv").unlink(missing_ok=True)
-            (self.out_dir / f"{table}.parquet").unlink(missing_ok=True)
-            shutil.rmtree(self.out_dir / f"{table}.parts", ignore_errors=True)
-        (self.out_dir / "scenario.yaml").write_text(dump_scenario(scenario))
         self.step_s: dict[str, float] = {}  # wall seconds reported by simulator processes
         self._parts: dict[str, int] = {}  # parts written per table
         self._pending: dict[str, list[pa.Table]] = {}  # parts since the last chunk, per table
         self._columns: dict[str, list[str]] = {}  # CSV header per table
+        kept = {}
+        if resume_round is not None:
+            for table in TABLES:
+                staged = self.out_dir / f"{table}.parts.resumed"  # an earlier resume cut short
+                if staged.is_dir() and not (self.out_dir / f"{table}.parts").exists():
+                    os.replace(staged, self.out_dir / f"{table}.parts")
+                frame = read_table(self.out_dir, table)
+                if not frame.empty:
+                    kept[table] = frame[~(frame["round"] >= resume_round)]
+        for table in TABLES:  # either format
+            self._replace(table, kept.get(table))
+        (self.out_dir / "scenario.yaml").write_text(dump_scenario(scenario))
+
+    def _replace(self, table: str, kept: pd.DataFrame | None) -> None:
+        """Start `table` afresh, holding the `kept` rows of a resumed run (None: none). The
+        kept rows are written in full under a temporary name before the old files go, so an
+        interruption here loses nothing: at worst the old files are still in place. Parquet
+        keeps them as the chunk before the first part (``chunk-000000-000000``)."""
+        csv, parquet = self.out_dir / f"{table}.csv", self.out_dir / f"{table}.parquet"
+        folder = self.out_dir / f"{table}.parts"
+        staged = self.out_dir / f"{table}.parts.resumed"
+        shutil.rmtree(staged, ignore_errors=True)
+        if kept is None:
+            csv.unlink(missing_ok=True)
+            parquet.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        elif self.format == "csv":
+            tmp = csv.with_name(csv.name + ".tmp")
+            kept.to_csv(tmp, index=False)
+            self._columns[table] = list(kept.columns)
+            os.replace(tmp, csv)
+        else:
+            staged.mkdir()
+            rows = pa.Table.from_pandas(typed(table, kept), preserve_index=False)
+            write_atomic(rows, staged / "chunk-000000-000000.parquet")
+            shutil.rmtree(folder, ignore_errors=True)
+            parquet.unlink(missing_ok=True)
+            os.replace(staged, folder)
 
     def append(self, table: str, rows: pd.DataFrame | list[dict]) -> None:
         if table not in TABLES:
