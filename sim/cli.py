@@ -36,10 +36,22 @@ if TYPE_CHECKING:
 
 
 _terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
+_resumable: list[Path] = []  # the results folder of the run in progress
 _stop_timers: list[int] = []  # the interval timer of a stop in progress
 
 
 STOP_GRACE_S = 20.0  # after Ctrl-C or SIGTERM, how long the run may take to stop cleanly
+
+
+def _resume_hint() -> str:
+    """How to continue the run in progress, when its folder holds a checkpoint."""
+    if not _resumable:
+        return ""
+    from sim.market.checkpoint import Checkpoints
+
+    if not Checkpoints(_resumable[0]).rounds("dso"):
+        return ""
+    return f"; continue with `blockhems run --resume {_resumable[0]}`"
 
 
 def _leave(signum: int, frame: object) -> None:
@@ -49,7 +61,7 @@ def _leave(signum: int, frame: object) -> None:
     how = "terminated (SIGTERM)" if _terminated else "interrupted"
     sys.stderr.write(
         f"blockhems: {how}; the clean-up did not end within {STOP_GRACE_S:g} s; "
-        "finished slots are kept in the results folder\n"
+        f"finished slots are kept in the results folder{_resume_hint()}\n"
     )
     sys.stderr.flush()
     os._exit(143 if _terminated else 130)
@@ -200,6 +212,11 @@ def _run(args: argparse.Namespace) -> int:
         except Exception:  # no table yet
             return 0
 
+    def kept_line() -> str:
+        return f"{kept()} finished slots kept in {out_dir}{_resume_hint()}"
+
+    _resumable[:] = [out_dir]
+
     bars: list[SlotBar] = []
 
     def progress(used: Scenario, first_round: int) -> SlotBar:
@@ -221,15 +238,13 @@ def _run(args: argparse.Namespace) -> int:
             if not getattr(exc, "slot_named", False):  # not in a slot: in the set-up
                 raise
             first = exc.args[0] if exc.args else exc
-            exc.args = (f"{first}; {kept()} finished slots kept in {out_dir}",)
+            exc.args = (f"{first}; {kept_line()}",)
             raise
         except Exception as exc:  # mosaik's own (a simulator process closed its connection)
             if type(exc).__module__.split(".")[0] != "mosaik":
                 raise
             text = " ".join(str(exc.args[0] if exc.args else exc).split())
-            raise BlockhemsError(
-                f"{aborted[0] if aborted else text}; {kept()} finished slots kept in {out_dir}"
-            ) from None
+            raise BlockhemsError(f"{aborted[0] if aborted else text}; {kept_line()}") from None
         finally:
             for bar in bars:
                 bar.close()
@@ -242,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
         why = aborted[0] if aborted else "a simulator stopped"
         raise BlockhemsError(
             f"{why}; the run stopped after {done} of {scenario.time.n_slots} slots, kept in "
-            f"{out_dir}"
+            f"{out_dir}{_resume_hint()}"
         )
     used = outcome.parts.scenario
     summary = summarize(
@@ -579,13 +594,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _quiet_pending_tasks()
         how = "terminated (SIGTERM)" if _terminated else "interrupted"
-        print(f"blockhems: {how}; finished slots are kept in the results folder", file=sys.stderr)
+        print(
+            f"blockhems: {how}; finished slots are kept in the results folder{_resume_hint()}",
+            file=sys.stderr,
+        )
         return 143 if _terminated else 130
     except BlockhemsError as exc:  # a user's mistake or a failed step: one line, no traceback
         _quiet_pending_tasks()
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:
+        _resumable.clear()
         if _stop_timers:  # the clean-up did end: no forced exit
             signal.setitimer(signal.ITIMER_REAL, 0)
             _stop_timers.clear()

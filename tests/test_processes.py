@@ -173,7 +173,7 @@ def test_children_start_under_cpu_load(busy: int, tmp_path: Path) -> None:
 
 def test_node_gone_mid_run_stops_with_one_line(tmp_path: Path) -> None:
     """A JSON-RPC node killed after two slots: exit 1, one line naming the node and the slot,
-    the two finished slots kept."""
+    the two finished slots kept, and how to resume; resumed on a new node, the run ends."""
     out = tmp_path / "out"
     with RevmNode() as node:
         path = _scenario(tmp_path, chain__backend="rpc", chain__url=node.url)
@@ -201,8 +201,19 @@ def test_node_gone_mid_run_stops_with_one_line(tmp_path: Path) -> None:
     assert f"the JSON-RPC node at {node.url} is gone" in message
     assert f"slot {kept + 1} of 12" in message or f"slot {kept} of 12" in message
     assert f"{kept} finished slots kept in {out}" in message
+    assert f"continue with `blockhems run --resume {out}`" in message
     assert kept >= 2 and not (out / "summary.json").exists()
     assert stopped_s < 15.0
+    with RevmNode() as fresh:
+        resumed = subprocess.run(
+            [*CLI, "run", "--resume", str(out), "--url", fresh.url, "-q"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _slots(out) == 12 and (out / "summary.json").exists()
 
 
 def test_frozen_node_times_out_in_bounded_time() -> None:
