@@ -44,7 +44,7 @@ class HomesShardSim(HomesSim):
         home_keys: list,
         lead: bool,
         name: str,
-        checkpoint_dir: str,
+        checkpoint_dir: str | None = None,
         resume_round: int = 0,
     ) -> None:
         from sim.market.checkpoint import Checkpoints
@@ -52,8 +52,9 @@ class HomesShardSim(HomesSim):
         self.name = name
         # every shard models the whole fleet and ends each slot in the same state: the lead
         # shard writes the homes' checkpoint, and every shard of a resumed run reads it
-        self.checkpoints = Checkpoints(checkpoint_dir) if lead else None
-        self._resume = (Checkpoints(checkpoint_dir), resume_round) if resume_round else None
+        folder = None if checkpoint_dir is None else Checkpoints(checkpoint_dir)
+        self.checkpoints = folder if lead else None
+        self._resume = (folder, resume_round) if folder is not None and resume_round else None
         self._pending = dict(
             scenario_yaml=scenario_yaml,
             n_homes=n_homes,
