@@ -64,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", type=Path, default=SCENARIOS)
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--modes", nargs="+", default=["group", "paper"], choices=["group", "paper"]
+    )
     args = parser.parse_args()
     print(
         "| scenario | mode | slot-phases out of band | slots with a line above rating | "
@@ -73,7 +76,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for path in args.scenarios:
-        for mode in ("group", "paper"):
+        for mode in args.modes:
             results.append(measure(path, mode))
             print(row(results[-1]), flush=True)
     if args.json:

@@ -590,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
+        return code
     except KeyboardInterrupt:
         _quiet_pending_tasks()
         how = "terminated (SIGTERM)" if _terminated else "interrupted"
@@ -603,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_pending_tasks()
         print(f"blockhems: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader of the output went away (`blockhems run | head`)
+        import os
+
+        # nothing more to say to it: no traceback, and none when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         _resumable.clear()
         if _stop_timers:  # the clean-up did end: no forced exit

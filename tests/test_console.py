@@ -218,3 +218,19 @@ def test_slot_bar_off_a_terminal_writes_a_tenth_of_the_slots(tmp_path) -> None:
         lines = log.read().splitlines()
     assert len(lines) == PLAIN_LINES
     assert lines[-1] == "slot 96/96  23:45  λ 0.500  limits kept  (broken in 1 of 96 slots)"
+
+
+def test_output_to_a_reader_that_went_away_is_no_traceback() -> None:
+    """`blockhems validate ... | head -0`: the pipe is closed before the output comes; the
+    program ends with 141 (SIGPIPE's code) and no traceback."""
+    proc = subprocess.Popen(
+        [*BLOCKHEMS, "validate", str(SCENARIOS_DIR / "quick.yaml")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

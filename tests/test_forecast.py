@@ -86,3 +86,24 @@ def test_stage1_falls_back_to_the_research_forecast_after_an_absurd_dispatch() -
     assert agent.stage1_fallback
     assert [p[0] for p in client.posted[len(sizes) :]] == [1] * len(sizes)
     assert all(p[2] <= p[3] for p in client.posted)
+
+
+def test_members_that_did_not_submit_are_planned_at_the_contributors_average() -> None:
+    """A group's revealed sums cover its contributors only; its other members still dispatch
+    their own bids at the group's lambda, so the DSO plans the group at members x average."""
+    from sim.market.agents import DSOAgent, RevealedBid
+
+    _, _, dso, fc = _dso_and_forecaster(np.full(96, 1.0))
+    agent = DSOAgent(dso, _RecordingClient(), fc, [0.12] * 4)
+    agent.post_prices(0, 10, deadline=1_000)
+    per_home_kw = np.array([3.0, 2.0, 1.5, 0.5, 0.2])  # demand at the five rising prices
+    sizes = fc.group_sizes.astype(int)
+    aggregates = {}
+    for g, group in enumerate(agent.group_ids):
+        contributors = int(sizes[g]) - (1 if g == 0 else 0)  # one member of group 0 dropped
+        points_w = tuple(int(round(contributors * 1000 * p)) for p in per_home_kw)
+        q_var = tuple(int(round(contributors * 300 * p)) for p in per_home_kw)
+        aggregates[group] = RevealedBid(points_w, contributors, q_var)
+    agent.decide(0, 10, aggregates)
+    for g in range(len(agent.group_ids)):
+        np.testing.assert_allclose(agent.group_points_kw[g], sizes[g] * per_home_kw, rtol=1e-9)

@@ -182,9 +182,13 @@ class DSOAgent:
     ) -> dict[int, float]:
         """Stage 2 on the revealed group sums; returns each group's lambda to post.
 
-        A group without usable sums (too few submitted, or `screen` refused them) is planned
-        as inflexible at the forecast, and its homes get the lambda they had in the last round
-        (the dispatch that forecast follows; 0.5 at first)."""
+        Members that did not submit still dispatch their own bid at their group's lambda: a
+        group's sums are scaled up to its members (the contributors' average; the count is
+        public). A group without usable sums (too few submitted, or `screen` refused them) is
+        planned as inflexible at the forecast, and its homes get the lambda they had in the
+        last round (the dispatch that forecast follows; 0.5 at first). Planning such a group
+        on its last revealed demand curve at this round's prices was tried and was worse on
+        the small feeder with dropouts (0.0188 pu below the band against 0.0090)."""
         aggregates = self.screen(aggregates)
         n_points = self.ladders.shape[1]
         points = np.zeros((len(self.group_ids), n_points))
@@ -194,12 +198,14 @@ class DSOAgent:
         self.aggregates = aggregates
         for g, group in enumerate(self.group_ids):
             aggregate = aggregates[group]
+            members = float(self.forecaster.group_sizes[g])
             if aggregate is not None:
-                points[g] = [w_to_kw(w) for w in aggregate.points_w]
+                scale = members / max(aggregate.contributors, 1)
+                points[g] = [scale * w_to_kw(w) for w in aggregate.points_w]
                 if aggregate.q_points_var is None:
                     with_q = False
                 else:
-                    q_points[g] = [w_to_kw(v) for v in aggregate.q_points_var]
+                    q_points[g] = [scale * w_to_kw(v) for v in aggregate.q_points_var]
             else:
                 # A failed group revealed nothing: plan it as inflexible at the forecast.
                 points[g] = fallback[g]
