@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+import yaml
+
 from sim.offline import run_offline
 from sim.oracle.report import home_energy_cost
 from sim.results.limits import limit_summary
@@ -30,9 +32,10 @@ SCENARIOS = [
 ]
 
 
-def measure(path: Path, mode: str) -> dict:
+def measure(path: Path, mode: str, changes: dict | None = None) -> dict:
     start = time.perf_counter()
-    run = run_offline(override(load_scenario(path), {"dso.mode": mode}), grid_tables=False)
+    scenario = override(load_scenario(path), {"dso.mode": mode, **(changes or {})})
+    run = run_offline(scenario, grid_tables=False)
     slots, homes, groups = run.tables["slots"], run.tables["homes"], run.tables["groups"]
     d, slot_h = run.scenario.dso, run.scenario.time.slot_s / 3600
     return {
@@ -67,6 +70,13 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", default=["group", "paper"], choices=["group", "paper"]
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario keys to change in every run, e.g. dso.band_damping=0.5",
+    )
     args = parser.parse_args()
     print(
         "| scenario | mode | slot-phases out of band | slots with a line above rating | "
@@ -74,10 +84,14 @@ def main() -> None:
         "comfort violations | mean lambda step | mean p_high step $/kWh |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        changes[key] = yaml.safe_load(value)
     results = []
     for path in args.scenarios:
         for mode in args.modes:
-            results.append(measure(path, mode))
+            results.append(measure(path, mode, changes))
             print(row(results[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

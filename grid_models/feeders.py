@@ -417,6 +417,8 @@ def _builder_code() -> str:
     from importlib.metadata import version
 
     from grid_models import zones
+    from sim import constants  # the defaults a built feeder carries (its v_margin_pu)
     from sim.cache import source_digest
 
-    return source_digest([sys.modules[__name__], zones]) + ":pandapower " + version("pandapower")
+    modules = [sys.modules[__name__], zones, constants]
+    return source_digest(modules) + ":pandapower " + version("pandapower")

@@ -59,8 +59,9 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
     groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
     dso, forecaster = build_dso(scenario, dso_feeder, groups, fleet.smart, fleet.weather.ghi_w_m2)
     prices = day_prices(scenario)
+    spec = scenario.dso
     dso_agent = DSOAgent(
-        dso, None, forecaster, prices[t.first_slot :], scenario.dso.mode, t.slot_s / 3600
+        dso, None, forecaster, prices[t.first_slot :], spec.mode, t.slot_s / 3600, spec.band_damping
     )
     homes = HomesAgent(
         fleet,

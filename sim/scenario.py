@@ -254,7 +254,7 @@ class DSOSpec(_Strict):
         lt=0.1,
         description="margin the DSO keeps inside the voltage band for what it cannot see: "
         "how each group's total spreads over its homes, forecast errors, linearization; "
-        "default: the feeder's (0.003 pu, 0.015 on the small feeder)",
+        "default: the feeder's (0.005 pu, 0.015 on the small feeder)",
     )
     i_margin_pct: Num = Field(
         default=DEFAULT_I_MARGIN_PCT, ge=0.0, lt=50.0, description="same for ampacity"
@@ -266,6 +266,12 @@ class DSOSpec(_Strict):
     )
     energy_price_usd_per_kwh: list[Num] = Field(
         default_factory=lambda: [0.12], description="substation price: one value or 24 hourly"
+    )
+    band_damping: Num = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the last round's price band in each posted band (0: none)",
     )
     mode: Literal[MARKET_MODES] = Field(
         default=DEFAULT_MARKET_MODE,

@@ -37,6 +37,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "group": "int64",
         "revealed": "bool",
         "implausible": "bool",
+        "members": "int64",
         "contributors": "int64",
     },
     "homes": {

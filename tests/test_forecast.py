@@ -107,3 +107,24 @@ def test_members_that_did_not_submit_are_planned_at_the_contributors_average() -
     agent.decide(0, 10, aggregates)
     for g in range(len(agent.group_ids)):
         np.testing.assert_allclose(agent.group_points_kw[g], sizes[g] * per_home_kw, rtol=1e-9)
+
+
+def test_band_damping_posts_a_share_of_the_last_band() -> None:
+    """`dso.band_damping` a: the posted band is a x the last posted + (1 - a) x stage 1's."""
+    from sim.market.agents import DSOAgent
+
+    _, _, dso, fc = _dso_and_forecaster(np.full(96, 1.0))
+    client = _RecordingClient()
+    agent = DSOAgent(dso, client, fc, [0.12, 0.30], band_damping=0.25)
+    agent.post_prices(0, 10, deadline=1_000)
+    first = {g: (lo, hi) for _, g, lo, hi, _ in client.posted}
+    agent.post_prices(1, 11, deadline=2_000)  # a higher energy price: a new band
+    second = {g: (lo, hi) for r, g, lo, hi, _ in client.posted if r == 1}
+    for k, group in enumerate(agent.group_ids):
+        plain = (agent.stage1.p_low[k], agent.stage1.p_high[k])
+        for j in range(2):
+            expected = 0.25 * first[group][j] + 0.75 * plain[j]
+            assert np.isclose(second[group][j], expected)
+        assert not np.isclose(second[group][0], plain[0])  # damped, not stage 1's own
+    with pytest.raises(Exception, match=r"band_damping must be in \[0, 1\)"):
+        DSOAgent(dso, client, fc, [0.12], band_damping=1.0)

@@ -95,7 +95,9 @@ def test_no_voltage_outside_the_band_after_dispatch(quick_run) -> None:
     _, out, run = quick_run
     used = run.parts.scenario.dso
     slots = load_results(out)["slots"]
-    floor = used.v_min_pu + used.v_margin_pu + 1e-3
+    # the AC check accepts from the floor plus the margin, and the QP's linear floor lands the
+    # AC voltage a few mpu above that where it binds
+    floor = used.v_min_pu + used.v_margin_pu + 6e-3
     dso_min = slots[[f"dso_v_min_{ph}_pu" for ph in "abc"]].min(axis=1)
     binding = int((dso_min <= floor).sum())
     assert binding >= 3, f"the floor bound the dispatch in {binding} slots: the test is vacuous"

@@ -151,7 +151,9 @@ def build_parts(scenario: Scenario, chain: Chain | None = None) -> Parts:
             scenario.chain.recovery_s,
         )
         energy_price = day_prices(scenario)[t.first_slot :]
-        dso_agent = DSOAgent(dso, market.dso, forecaster, energy_price, spec.mode, t.slot_s / 3600)
+        dso_agent = DSOAgent(
+            dso, market.dso, forecaster, energy_price, spec.mode, t.slot_s / 3600, spec.band_damping
+        )
         agent = None if sharded else homes_agent(scenario, fleet, clients, groups)
     except BaseException:
         if node is not None:

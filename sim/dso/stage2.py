@@ -13,7 +13,7 @@ clears one per group. The QP is compiled once per feeder and size (DPP) and solv
 HiGHS (``sim.dso.solve``).
 
 AC check (``DSO.stage2_points``): the dispatch is verified with the DSO's AC engine
-(``dso.ac_engine``, power-grid-model by default) against the limits less half of each margin;
+(``dso.ac_engine``, power-grid-model by default) against the limits less each margin in full;
 on a violation the linear model is re-linearized at that AC solution and the QP re-solved, at
 most ``max_iter`` times. If no lambda meets the linear limits, the least-violating dispatch is
 solved instead and checked once; ``infeasible=True`` when its AC check still violates. After

@@ -78,7 +78,14 @@ class DSOAgent:
         energy_price: list[float],
         mode: str = DEFAULT_MARKET_MODE,
         slot_h: float = 0.25,
+        band_damping: float = 0.0,
     ) -> None:
+        """`band_damping` (0 to below 1): each posted band is that share of the last round's
+        band plus the rest of stage 1's (0: stage 1's band as it is)."""
+        if not 0.0 <= band_damping < 1.0:
+            raise DSOError(f"band_damping must be in [0, 1), got {band_damping}")
+        self.band_damping = float(band_damping)
+        self.posted_bands: np.ndarray | None = None  # (groups, 2) $/kWh, the last posted
         self.dso = dso
         self.slot_h = slot_h
         self.client = client
@@ -116,9 +123,13 @@ class DSOAgent:
             self.stage1_fallback = True
             forecast = self.forecaster.total_kw(slot, use_dispatch=False)
             self.stage1 = self.dso.stage1(forecast, price, q_kvar, slot=slot)
-        self.ladders = self.ladder(self.stage1.p_low, self.stage1.p_high)
+        bands = np.column_stack([self.stage1.p_low, self.stage1.p_high])
+        if self.band_damping and self.posted_bands is not None:
+            bands = self.band_damping * self.posted_bands + (1 - self.band_damping) * bands
+        self.posted_bands = bands
+        self.ladders = self.ladder(bands[:, 0], bands[:, 1])
         return {
-            group: (float(self.stage1.p_low[g]), float(self.stage1.p_high[g]))
+            group: (float(bands[g, 0]), float(bands[g, 1]))
             for g, group in enumerate(self.group_ids)
         }
 
@@ -196,11 +207,11 @@ class DSOAgent:
         with_q = True
         fallback = self.forecaster.group_kw(slot)
         self.aggregates = aggregates
+        scales = np.ones(len(self.group_ids))
         for g, group in enumerate(self.group_ids):
             aggregate = aggregates[group]
-            members = float(self.forecaster.group_sizes[g])
             if aggregate is not None:
-                scale = members / max(aggregate.contributors, 1)
+                scale = scales[g] = self.forecaster.group_sizes[g] / max(aggregate.contributors, 1)
                 points[g] = [scale * w_to_kw(w) for w in aggregate.points_w]
                 if aggregate.q_points_var is None:
                     with_q = False
@@ -235,8 +246,10 @@ class DSOAgent:
         posted = np.array([lambda_as_posted(lam[group]) for group in self.group_ids])
         # the group totals the homes dispatch at the lambda they read back from the chain
         self.forecaster.observe_dispatch(dispatch_cap(posted, points))
-        self.group_points_kw = points
-        self.group_lmin_kw, self.group_lmax_kw = points[:, -1], points[:, 0]
+        self.group_points_kw = points  # as planned: scaled up to every member
+        # as revealed (the contributors' sums) or, for a group without, its forecast
+        self.group_lmin_kw = points[:, -1] / scales
+        self.group_lmax_kw = points[:, 0] / scales
         return lam
 
     def clear(self, round_: int, slot: int) -> dict[int, float]:

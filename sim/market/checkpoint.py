@@ -62,6 +62,7 @@ def dso_state(agent: Any) -> dict[str, Any]:
     forecaster = agent.forecaster
     state = {f"dso/{k}": v for k, v in agent.dso.solver_state().items()}
     state["last_lambda"] = {str(g): lam for g, lam in agent._last_lam.items()}
+    state["last_bands"] = agent.posted_bands
     state["forecaster/last_group_kw"] = forecaster._last_group_kw
     state["forecaster/q_bias_kvar_per_home"] = forecaster.q_bias_kvar_per_home
     state["forecaster/p_bias_kw_per_ordinary_home"] = forecaster.p_bias_kw_per_ordinary_home
@@ -71,6 +72,8 @@ def dso_state(agent: Any) -> dict[str, Any]:
 def restore_dso(agent: Any, state: dict[str, Any]) -> None:
     agent.dso.restore_solver_state({k[4:]: v for k, v in state.items() if k.startswith("dso/")})
     agent._last_lam = {int(g): float(lam) for g, lam in state["last_lambda"].items()}
+    bands = state["last_bands"]
+    agent.posted_bands = None if bands is None else np.asarray(bands, dtype=float)
     forecaster = agent.forecaster
     last = state["forecaster/last_group_kw"]
     forecaster._last_group_kw = None if last is None else np.asarray(last, dtype=float)

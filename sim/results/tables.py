@@ -23,10 +23,11 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
             {
                 "round": round_,
                 "group": group,
-                "p_low_usd_per_kwh": float(s1.p_low[g]),
-                "p_high_usd_per_kwh": float(s1.p_high[g]),
+                "p_low_usd_per_kwh": float(agent.posted_bands[g, 0]),
+                "p_high_usd_per_kwh": float(agent.posted_bands[g, 1]),
                 "revealed": aggregate is not None,
                 "implausible": group in agent.implausible,
+                "members": int(agent.forecaster.group_sizes[g]),
                 "contributors": 0 if aggregate is None else aggregate.contributors,
                 "lmin_kw": float(agent.group_lmin_kw[g]),
                 "lmax_kw": float(agent.group_lmax_kw[g]),
