@@ -132,3 +132,57 @@ def _aggregates(homes: HomesAgent, min_group_size: int) -> dict[int, RevealedBid
         q = tuple(int(v) for v in var[senders].sum(axis=0))  # the ladder's lanes (group mode)
         out[group] = RevealedBid(points, len(senders), None if homes.mode == "paper" else q)
     return out
+
+
+def run_own_plan(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
+    """The same homes with no market: every HEMS home runs its own plan at the substation
+    price (its bid's demand at that price, uncapped: what `HomesAgent.warm_up` does before the
+    first market slot), on the same ground-truth grid. The third run beside the market and the
+    full-information oracle: market minus own plan is what the market costs the homes, own
+    plan minus oracle what the homes' one-step policy and the lack of coordination leave."""
+    wall: dict[str, float] = {}
+    start = time.perf_counter()
+    grid_feeder = build_scenario_feeder(scenario)
+    scenario = resolve_scenario(scenario, grid_feeder)
+    power_flow = power_flow_engine(grid_feeder, scenario.feeder.engine)
+    fleet = build_fleet(scenario, grid_feeder.n_homes)
+    fleet.train()
+    t = scenario.time
+    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
+    prices = np.asarray(day_prices(scenario))
+    homes = HomesAgent(fleet, {}, groups, t.first_slot, mode=scenario.dso.mode)
+    homes.warm_up(prices[: t.first_slot])
+    wall["setup"] = time.perf_counter() - start
+    rows: dict[str, list[dict]] = {}
+    wall.update(homes=0.0, grid=0.0)
+    for round_ in range(t.n_slots):
+        slot = round_ + t.first_slot
+        start = time.perf_counter()
+        price = float(prices[slot])
+        lmin, lmax = fleet.compute_ranges(slot, price, price)
+        homes.p_low = homes.p_high = np.full(fleet.n_homes, price)
+        homes.lmin_kw, homes.lmax_kw, homes.low_price_kw = lmin, lmax, lmax
+        homes.cap_kw = np.full(fleet.n_homes, np.inf)
+        homes.import_kw = fleet.dispatch(slot, np.where(fleet.smart, lmax, np.inf))
+        homes.q_kvar = fleet.last_q_kvar
+        wall["homes"] += time.perf_counter() - start
+        start = time.perf_counter()
+        result = power_flow(
+            grid_feeder.site_totals(homes.import_kw),
+            grid_feeder.site_totals(homes.q_kvar),
+            slot=slot,
+        )
+        wall["grid"] += time.perf_counter() - start
+        slot_row: dict = {"round": round_, "energy_price_usd_per_kwh": price}
+        parts = [homes_rows(homes, round_)]
+        parts.append(grid_rows(grid_feeder, result, round_, scenario.dso.ampacity_factor))
+        for part in parts:
+            for table, table_rows in part.items():
+                if table == "slots":
+                    for row in table_rows:
+                        slot_row.update(row)
+                elif grid_tables or table not in ("voltages", "lines"):
+                    rows.setdefault(table, []).extend(table_rows)
+        rows.setdefault("slots", []).append(slot_row)
+    tables = {name: pd.DataFrame(table_rows) for name, table_rows in rows.items()}
+    return OfflineRun(scenario, tables, None, homes, wall)

@@ -14,7 +14,7 @@ from grid_models import run_power_flow
 from sim.cli import main
 from sim.hems.policy import COMFORT_PENALTY_USD_PER_C
 from sim.market.setup import day_prices
-from sim.offline import run_offline
+from sim.offline import run_offline, run_own_plan
 from sim.oracle import run_oracle
 from sim.oracle.oracle import prepare
 from sim.oracle.report import compare, write_oracle
@@ -292,3 +292,26 @@ def test_slot_judgements_on_hand_built_tables() -> None:
     ]
     assert np.allclose(out.market_excess_v_pu, [0.0, 0.01, 0.02, 0.03])
     assert np.allclose(out.oracle_excess_v_pu, [0.0, 0.0, 0.005, 0.01])
+
+
+def test_own_plan_is_the_homes_uncapped_plan_at_the_substation_price(quick) -> None:
+    """The third run (no market): every HEMS home draws its plan at the substation price, no
+    cap, and the slots' limits are those of an independent AC flow of that import."""
+    run = run_own_plan(quick)
+    homes, slots = run.tables["homes"], run.tables["slots"]
+    t = run.scenario.time
+    prices = np.asarray(day_prices(run.scenario)[t.first_slot :])
+    np.testing.assert_array_equal(slots.sort_values("round").energy_price_usd_per_kwh, prices)
+    smart = homes[homes.smart]
+    assert smart.cap_kw.isna().all()  # uncapped
+    np.testing.assert_allclose(smart.lmin_kw, smart.lmax_kw, atol=1e-9)  # one price: one point
+    np.testing.assert_allclose(smart.import_kw, smart.lmax_kw, atol=1e-6)
+    assert (smart.p_low_usd_per_kwh == smart["round"].map(dict(enumerate(prices)))).all()
+    for r, ac, feeder in _ac_of_homes(run.scenario, homes)[:3]:  # runpp_3ph; the run's pgm
+        row = slots.set_index("round").loc[r]
+        kv = feeder.net.bus.vn_kv.loc[ac.bus].to_numpy()
+        lv = kv <= feeder.net.bus.vn_kv.loc[feeder.lv_bus] + 1e-9
+        for k, ph in enumerate("abc"):
+            assert np.isclose(row[f"v_min_{ph}_pu"], np.nanmin(ac.vm_pu[lv, k]), atol=5e-4)
+            assert np.isclose(row[f"v_max_{ph}_pu"], np.nanmax(ac.vm_pu[lv, k]), atol=5e-4)
+        assert np.isclose(row.max_line_loading_pct, ac.line_loading_pct.max(), atol=0.05)
