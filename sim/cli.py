@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from sim.scenario import Scenario
+
 
 _terminated: list[int] = []  # the signal that ended the run, when it was SIGTERM
 _resumable: list[Path] = []  # the results folder of the run in progress
@@ -146,10 +148,8 @@ def _resumed_scenario(args: argparse.Namespace) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
-
-    from sim.console import LOG_LEVELS, SlotBar, configure_logging
-    from sim.scenario import DEFAULT_SCENARIO, Scenario, load_scenario, override
+    from sim.console import LOG_LEVELS, configure_logging
+    from sim.scenario import DEFAULT_SCENARIO, load_scenario, override
 
     verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "default"
     configure_logging(LOG_LEVELS[verbosity])
@@ -170,12 +170,24 @@ def _run(args: argparse.Namespace) -> int:
         scenario = override(scenario, changes, f"command-line options ({shown})")
     # the file's own mistakes come first, before the imports below (seconds: pandapower, web3)
     from sim.market.plan import plan_run
-    from sim.results.folder import prepare_output_dir
+    from sim.results.folder import prepare_output_dir, release_output_dir
 
     plan_run(scenario)  # the checks of validate, before the heavy set-up
     out_dir = prepare_output_dir(
         args.resume or args.output or f"results/{scenario.name}", resume=bool(args.resume)
     )
+    try:
+        return _run_in(args, scenario, out_dir)
+    finally:
+        release_output_dir(out_dir)
+
+
+def _run_in(args: argparse.Namespace, scenario: Scenario, out_dir: Path) -> int:
+    """The run itself, in its prepared (and held) results folder."""
+    import json
+
+    from sim.console import SlotBar
+
     if scenario.chain.backend == "hardhat":
         from sim.chain.node import node_unavailable_reason
 

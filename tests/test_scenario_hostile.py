@@ -13,7 +13,7 @@ import pytest
 from sim.cli import main
 from sim.errors import BlockhemsError
 from sim.market.plan import plan_run
-from sim.results.folder import OutputDirError, prepare_output_dir
+from sim.results.folder import OutputDirError, prepare_output_dir, release_output_dir
 from sim.scenario import (
     FEEDER_NAMES,
     MAX_SCENARIO_BYTES,
@@ -224,7 +224,9 @@ def test_earlier_summary_and_plots_are_removed(tmp_path: Path) -> None:
     for name in ("summary.json", "dispatch.png", "slots.csv", "scenario.yaml", "notes.txt"):
         (tmp_path / name).write_text("old")
     prepare_output_dir(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    release_output_dir(tmp_path)
+    # the user's own file stays; the lock file of the run that holds the folder is added
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".blockhems-lock", "notes.txt"]
 
 
 # ------------------------------------------------------------------ the command line
@@ -285,3 +287,35 @@ def test_validate_program_refuses_a_bomb_in_under_two_seconds(tmp_path: Path) ->
     elapsed = time.perf_counter() - start
     assert done.returncode == 1 and "alias *a0 refused" in done.stderr
     assert done.stderr.count("\n") == 1 and elapsed < LIMIT_S, (elapsed, done.stderr)
+
+
+def test_a_folder_another_run_is_writing_is_refused(tmp_path, capsys) -> None:
+    """Two runs into one folder (or `--resume` of a run still going) would interleave their
+    tables: the second is refused at once, naming the folder and the holder's pid; the lock
+    goes with the process that held it."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from sim.results.folder import prepare_output_dir; "
+            f"prepare_output_dir({str(folder)!r}); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["run", str(SCENARIOS_DIR / "quick.yaml"), "-o", str(folder), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"results folder {folder} is in use by another blockhems run (pid {holder.pid})" in err
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare_output_dir(folder)  # free again once the holder is gone
+    release_output_dir(folder)

@@ -57,6 +57,7 @@ def prepare_output_dir(out_dir: str | Path, resume: bool = False) -> Path:
         raise OutputDirError(
             f"results folder {shown} is not writable: {exc.strerror}", key="output"
         ) from None
+    _hold(out, shown)
     stale = list(RUN_SUMMARY_FILES)
     if not resume:
         stale.append("scenario.yaml")
@@ -70,3 +71,39 @@ def prepare_output_dir(out_dir: str | Path, resume: bool = False) -> Path:
                 key="output",
             ) from None
     return out
+
+
+LOCK_NAME = ".blockhems-lock"  # held (flock) by the run writing the folder
+_held: dict[Path, int] = {}  # folders this process holds: their lock file's descriptor
+
+
+def _hold(out: Path, shown: str) -> None:
+    """Take the folder for this process: a second run into it (or a `--resume` of a run still
+    going) would interleave two runs' tables. The lock goes with the process, however it ends
+    (the kernel drops a dead process's flock)."""
+    import fcntl
+
+    key = out.resolve()
+    if key in _held:
+        return
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise OutputDirError(
+            f"results folder {shown} is in use by another blockhems run (pid {holder}): wait for "
+            "it to end or give another folder",
+            key="output",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _held[key] = fd
+
+
+def release_output_dir(out_dir: str | Path) -> None:
+    """Let the folder go (the run that prepared it has ended)."""
+    fd = _held.pop(Path(out_dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)
