@@ -53,6 +53,13 @@ def test_each_limit_is_counted_with_its_worst_case() -> None:
     assert line.startswith("LIMITS BROKEN")
     for part in ("3 slot-phases", "0.0200 pu below", "120.0 %", "104.0 %", "4.0 kWh not served"):
         assert part in line
+    # load shed alone keeps the limits: said, but not as a limit broken
+    kept = {**s, "voltage_violations": 0, "slots_with_line_overload": 0}
+    kept["slots_with_trafo_overload"] = 0
+    assert verdict(kept) == (
+        "every limit kept in the ground-truth AC flow (voltage band, lines, transformer); "
+        "4.0 kWh not served (heating shed)"
+    )
 
 
 def test_a_value_on_the_limit_is_kept() -> None:
