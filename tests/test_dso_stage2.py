@@ -182,3 +182,25 @@ def test_pgm_ac_engine_clears_the_same_lambda_as_pandapower():
 def test_unknown_ac_engine_is_named():
     with pytest.raises(DSOError, match="ac_engine must be 'pandapower' or 'pgm', got 'matpower'"):
         DSO(build_feeder("small"), ac_engine="matpower")
+
+
+def test_segment_fill_is_the_inverse_of_lambdas() -> None:
+    """`_Segments.fill(lam)` puts each group at `lam` along its curve, segments in order: its
+    lambdas are `lam` again, and its power is Lmin plus that share of every segment passed."""
+    from sim.dso.dso import _Segments
+
+    rng = np.random.default_rng(4)
+    points = np.sort(rng.uniform(-5.0, 40.0, (4, 5)), axis=1)[:, ::-1]  # falling with price
+    ladder = np.sort(rng.uniform(-5.0, 5.0, (4, 5)), axis=1)
+    segments = _Segments(points, ladder, single=False, q_points=None)
+    for lam in (np.array([0.0, 0.3, 0.75, 1.0]), rng.uniform(0, 1, 4)):
+        s = segments.fill(lam)
+        np.testing.assert_allclose(segments.lambdas(s), lam, atol=1e-12)
+        kw = points[:, -1] + segments.m @ s
+        # independent: walk each curve from Lmin (the last point) by lam x 4 segments
+        for g in range(4):
+            curve = points[g, ::-1]  # rising demand from Lmin
+            pos = lam[g] * 4
+            j = min(int(pos), 3)
+            expected = curve[j] + (pos - j) * (curve[j + 1] - curve[j])
+            assert np.isclose(kw[g], expected)

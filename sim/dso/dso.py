@@ -106,6 +106,17 @@ class _Segments:
         b = (self.m * (self.upper - self.lower)).sum(axis=0)
         return a, b
 
+    def fill(self, lam: np.ndarray) -> np.ndarray:
+        """The segment fill that puts each group at ``lam`` along its curve (segments filled
+        in order from Lmin): the inverse of ``lambdas``."""
+        n_groups = self.m.shape[0]
+        if self.single:
+            return np.array([float(np.max(lam))])
+        position = np.clip(np.asarray(lam, dtype=float), 0.0, 1.0) * (self.k - 1)
+        segment = np.arange(self.k - 1)
+        fill = np.clip(position[:, None] - segment[None, :], 0.0, 1.0)  # (G, K-1)
+        return fill.reshape(n_groups * (self.k - 1))
+
     def lambdas(self, s: np.ndarray) -> np.ndarray:
         """Each group's lambda for the segment fill ``s``: the position along its curve from
         Lmin (0) to Lmax (1)."""
@@ -524,6 +535,11 @@ class DSO:
             if not violations:
                 break
             op = self.model.operating_point(ac, p_d, q_d)
+        if violations and not infeasible:
+            s, p_d, q_d, ac, violations = self._nearest_clean(s, segments, dispatch, lim, slot, ac)
+            welfare = float(a @ s - 0.5 * b @ s**2)
+            v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, s), 0.0))
+            violations, loading, _ = self._check(ac, lim)
         lam_group = segments.lambdas(s)
         p_d, q_d = dispatch(s)
         self.op = self.model.operating_point(ac, p_d, q_d)  # latest solved state
@@ -550,6 +566,34 @@ class DSO:
             iterations=it,
             infeasible=infeasible,
         )
+
+    # lambda moved toward Lmin (factor < 1 of lambda) or Lmax (share of 1 - lambda), nearest
+    # first: the candidates an unconverged stage 2 tries on the AC flow
+    FALLBACK_STEPS = (("down", 0.9), ("up", 0.1), ("down", 0.75), ("up", 0.25), ("down", 0.5),
+                      ("up", 0.5), ("down", 0.25), ("up", 1.0), ("down", 0.0))  # fmt: skip
+
+    def _nearest_clean(
+        self, s: np.ndarray, segments: _Segments, dispatch, lim: DSOLimits, slot, ac
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PowerFlowResult, str]:
+        """When the re-linearization loop ends with the AC flow still outside the limits (the
+        linearized line current gets the sign of a change wrong where the flow reverses):
+        every group's lambda moved toward Lmin or Lmax by the steps of ``FALLBACK_STEPS``,
+        nearest first, each checked by AC; the first that keeps the limits, else the dispatch
+        as it was."""
+        lam = segments.lambdas(s)
+        for direction, step in self.FALLBACK_STEPS:
+            moved = lam * step if direction == "down" else lam + (1.0 - lam) * step
+            trial = segments.fill(moved)
+            p_t, q_t = dispatch(trial)
+            try:
+                ac_t = self._ac(p_t, q_t, slot)
+            except PowerFlowError:
+                continue
+            violations, _, _ = self._check(ac_t, lim)
+            if not violations:
+                return trial, p_t, q_t, ac_t, ""
+        p_d, q_d = dispatch(s)
+        return s, p_d, q_d, ac, "unchanged"
 
     def _ac_backing_off(
         self, s: np.ndarray, dispatch, slot: int | None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from functools import cache
 from typing import Any
 
@@ -95,7 +96,9 @@ def solve_highs(problem: cp.Problem, time_limit: float = HIGHS_TIME_LIMIT_S) -> 
         cache[_WARM] = results
     else:  # cvxpy warm-starts only from a result that holds a solution
         cache.pop(_WARM, None)
-    problem.unpack_results(results, chain, inverse)
+    with warnings.catch_warnings():  # an inaccurate solution is judged by its status
+        warnings.simplefilter("ignore", UserWarning)
+        problem.unpack_results(results, chain, inverse)
 
 
 WARM_FIELDS = ("col_value", "col_dual", "row_value", "row_dual")
