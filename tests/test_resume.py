@@ -210,6 +210,16 @@ def test_folders_that_cannot_be_resumed_are_one_line(uninterrupted, tmp_path, ca
         return on_slot
 
     _interrupted(cut, damaged, stop_after_two)
+    # the folder's scenario changed under the checkpoints: named, not a traceback
+    scenario_yaml = damaged / "scenario.yaml"
+    original = scenario_yaml.read_text()
+    changed = yaml.safe_load(original)
+    changed.setdefault("aggregation", {})["target_group_size"] = 5  # phase a: two groups
+    scenario_yaml.write_text(yaml.safe_dump(changed))
+    assert main(["run", "--resume", str(damaged), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "the folder's scenario.yaml changed since it was written" in err, err
+    scenario_yaml.write_text(original)
     latest = Checkpoints(damaged).rounds("dso")[-1]
     Checkpoints(damaged).path("dso", latest).write_bytes(b"not a checkpoint")
     assert main(["run", "--resume", str(damaged), "-q"]) == 1

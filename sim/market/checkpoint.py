@@ -53,6 +53,12 @@ def homes_state(agent: Any) -> dict[str, Any]:
 
 
 def restore_homes(agent: Any, state: dict[str, Any]) -> None:
+    shape = np.shape(state["fleet/last_p_kw"])
+    if shape != (agent.fleet.n_homes,):
+        raise ResumeError(
+            f"the checkpoint is of a run with {shape[0] if shape else 0} homes, this scenario "
+            f"has {agent.fleet.n_homes}: the folder's scenario.yaml changed since it was written"
+        )
     agent.fleet.restore({k[6:]: v for k, v in state.items() if k.startswith("fleet/")})
     agent._rng.bit_generator.state = state["dropout_rng"]
 
@@ -61,6 +67,7 @@ def dso_state(agent: Any) -> dict[str, Any]:
     """A `DSOAgent`'s state before it posts a round's prices."""
     forecaster = agent.forecaster
     state = {f"dso/{k}": v for k, v in agent.dso.solver_state().items()}
+    state["group_ids"] = [int(g) for g in agent.group_ids]
     state["last_lambda"] = {str(g): lam for g, lam in agent._last_lam.items()}
     state["last_bands"] = agent.posted_bands
     state["forecaster/last_group_kw"] = forecaster._last_group_kw
@@ -70,6 +77,12 @@ def dso_state(agent: Any) -> dict[str, Any]:
 
 
 def restore_dso(agent: Any, state: dict[str, Any]) -> None:
+    groups = [int(g) for g in agent.group_ids]
+    if state.get("group_ids") != groups:
+        raise ResumeError(
+            f"the checkpoint is of a run with aggregation groups {state.get('group_ids')}, this "
+            f"scenario has {groups}: the folder's scenario.yaml changed since it was written"
+        )
     agent.dso.restore_solver_state({k[4:]: v for k, v in state.items() if k.startswith("dso/")})
     agent._last_lam = {int(g): float(lam) for g, lam in state["last_lambda"].items()}
     bands = state["last_bands"]
