@@ -161,12 +161,13 @@ def test_interrupted_verbose_run_exits_cleanly_and_keeps_its_slots(tmp_path) -> 
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
-    assert "blockhems: interrupted; finished slots are kept in the results folder" in err
-    assert "Task was destroyed" not in err and "Traceback" not in err
-    assert " INFO mosaik" in err  # mosaik's INFO log, at -v
-    assert "Simulator GridProcessSim tries to connect" in err  # the grid process's, at -v
+    shown = err[-3000:]
+    assert "blockhems: interrupted; finished slots are kept in the results folder" in err, shown
+    assert "Task was destroyed" not in err and "Traceback" not in err, shown
+    assert " INFO mosaik" in err, shown  # mosaik's INFO log, at -v
+    assert "Simulator GridProcessSim tries to connect" in err, shown  # the grid process's, at -v
     done = finished_slots(folder)
-    assert 2 <= len(done) < 48 and done == list(range(len(done)))
+    assert 2 <= len(done) < 48 and done == list(range(len(done))), (done, shown)
     tables = load_results(folder)
     for table in ("groups", "homes", "dlmp", "voltages", "lines"):
         assert set(done) <= set(tables[table]["round"]), table
