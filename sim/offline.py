@@ -22,7 +22,13 @@ import pandas as pd
 from grid_models.engine import power_flow_engine
 from sim.chain.units import kw_to_w, lambda_as_posted, price_from_chain, price_to_chain
 from sim.market.agents import DSOAgent, HomesAgent, RevealedBid
-from sim.market.setup import aggregation_groups, build_dso, build_fleet, day_prices
+from sim.market.setup import (
+    aggregation_groups,
+    build_dso,
+    build_fleet,
+    day_prices,
+    homes_agent,
+)
 from sim.results.tables import dso_rows, grid_rows, homes_rows
 from sim.scenario import Scenario, build_scenario_feeder, resolve_scenario
 
@@ -53,27 +59,14 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
     dso_feeder = build_scenario_feeder(scenario)
     scenario = resolve_scenario(scenario, grid_feeder)
     power_flow = power_flow_engine(grid_feeder, scenario.feeder.engine)
-    fleet = build_fleet(scenario, grid_feeder.n_homes)
-    fleet.train()
-    t = scenario.time
-    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
+    homes = _homes(scenario, grid_feeder)
+    fleet, groups, t = homes.fleet, homes.groups, scenario.time
     dso, forecaster = build_dso(scenario, dso_feeder, groups, fleet.smart, fleet.weather.ghi_w_m2)
     prices = day_prices(scenario)
     spec = scenario.dso
     dso_agent = DSOAgent(
         dso, None, forecaster, prices[t.first_slot :], spec.mode, t.slot_s / 3600, spec.band_damping
     )
-    homes = HomesAgent(
-        fleet,
-        {},
-        groups,
-        t.first_slot,
-        scenario.chain.dropout_probability,
-        scenario.homes.seed,
-        scenario.dso.mode,
-        dso.voll,
-    )
-    homes.warm_up(np.asarray(prices[: t.first_slot]))
     wall["setup"] = time.perf_counter() - start
 
     rows: dict[str, list[dict]] = {}
@@ -103,17 +96,32 @@ def run_offline(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
         dso_agent.observe_substation(result.p_sub_kw, result.q_sub_kvar)  # its feeder meter
         parts = [dso_rows(dso_agent, round_, slot), homes_rows(homes, round_)]
         parts.append(grid_rows(grid_feeder, result, round_, scenario.dso.ampacity_factor))
-        slot_row: dict = {}
-        for part in parts:
-            for table, table_rows in part.items():
-                if table == "slots":
-                    for row in table_rows:
-                        slot_row.update(row)
-                elif grid_tables or table not in ("voltages", "lines"):
-                    rows.setdefault(table, []).extend(table_rows)
-        rows.setdefault("slots", []).append(slot_row)
+        _record(rows, parts, {}, grid_tables)
     tables = {name: pd.DataFrame(table_rows) for name, table_rows in rows.items()}
     return OfflineRun(scenario, tables, dso_agent, homes, wall)
+
+
+def _homes(scenario: Scenario, grid_feeder) -> HomesAgent:
+    """The scenario's fleet, trained, as the co-simulation's homes agent without chain
+    clients, warmed up to the first slot (`sim.market.setup.homes_agent`)."""
+    fleet = build_fleet(scenario, grid_feeder.n_homes)
+    fleet.train()
+    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
+    return homes_agent(scenario, fleet, {}, groups)
+
+
+def _record(rows: dict[str, list[dict]], parts: list[dict], slot_row: dict, grid_tables: bool):
+    """Add one slot's table rows (`parts`, each a table -> rows dict) to `rows`: the slots
+    table's pieces merged into `slot_row`, the per-bus and per-line tables only with
+    `grid_tables`."""
+    for part in parts:
+        for table, table_rows in part.items():
+            if table == "slots":
+                for row in table_rows:
+                    slot_row.update(row)
+            elif grid_tables or table not in ("voltages", "lines"):
+                rows.setdefault(table, []).extend(table_rows)
+    rows.setdefault("slots", []).append(slot_row)
 
 
 def _aggregates(homes: HomesAgent, min_group_size: int) -> dict[int, RevealedBid | None]:
@@ -136,8 +144,8 @@ def _aggregates(homes: HomesAgent, min_group_size: int) -> dict[int, RevealedBid
 
 def run_own_plan(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
     """The same homes with no market: every HEMS home runs its own plan at the substation
-    price (its bid's demand at that price, uncapped: what `HomesAgent.warm_up` does before the
-    first market slot), on the same ground-truth grid. The third run beside the market and the
+    price (`HomesAgent.run_alone`, as the warm-up before the first market slot does), on the
+    same ground-truth grid. The third run beside the market and the
     full-information oracle: market minus own plan is what the market costs the homes, own
     plan minus oracle what the homes' one-step policy and the lack of coordination leave."""
     wall: dict[str, float] = {}
@@ -145,13 +153,9 @@ def run_own_plan(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
     grid_feeder = build_scenario_feeder(scenario)
     scenario = resolve_scenario(scenario, grid_feeder)
     power_flow = power_flow_engine(grid_feeder, scenario.feeder.engine)
-    fleet = build_fleet(scenario, grid_feeder.n_homes)
-    fleet.train()
+    homes = _homes(scenario, grid_feeder)
     t = scenario.time
-    groups = aggregation_groups(grid_feeder, fleet.smart, scenario.aggregation.min_group_size)
     prices = np.asarray(day_prices(scenario))
-    homes = HomesAgent(fleet, {}, groups, t.first_slot, mode=scenario.dso.mode)
-    homes.warm_up(prices[: t.first_slot])
     wall["setup"] = time.perf_counter() - start
     rows: dict[str, list[dict]] = {}
     wall.update(homes=0.0, grid=0.0)
@@ -159,12 +163,7 @@ def run_own_plan(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
         slot = round_ + t.first_slot
         start = time.perf_counter()
         price = float(prices[slot])
-        lmin, lmax = fleet.compute_ranges(slot, price, price)
-        homes.p_low = homes.p_high = np.full(fleet.n_homes, price)
-        homes.lmin_kw, homes.lmax_kw, homes.low_price_kw = lmin, lmax, lmax
-        homes.cap_kw = np.full(fleet.n_homes, np.inf)
-        homes.import_kw = fleet.dispatch(slot, np.where(fleet.smart, lmax, np.inf))
-        homes.q_kvar = fleet.last_q_kvar
+        homes.run_alone(slot, price)
         wall["homes"] += time.perf_counter() - start
         start = time.perf_counter()
         result = power_flow(
@@ -173,16 +172,8 @@ def run_own_plan(scenario: Scenario, grid_tables: bool = True) -> OfflineRun:
             slot=slot,
         )
         wall["grid"] += time.perf_counter() - start
-        slot_row: dict = {"round": round_, "energy_price_usd_per_kwh": price}
         parts = [homes_rows(homes, round_)]
         parts.append(grid_rows(grid_feeder, result, round_, scenario.dso.ampacity_factor))
-        for part in parts:
-            for table, table_rows in part.items():
-                if table == "slots":
-                    for row in table_rows:
-                        slot_row.update(row)
-                elif grid_tables or table not in ("voltages", "lines"):
-                    rows.setdefault(table, []).extend(table_rows)
-        rows.setdefault("slots", []).append(slot_row)
+        _record(rows, parts, {"round": round_, "energy_price_usd_per_kwh": price}, grid_tables)
     tables = {name: pd.DataFrame(table_rows) for name, table_rows in rows.items()}
     return OfflineRun(scenario, tables, None, homes, wall)

@@ -392,10 +392,21 @@ class HomesAgent:
             return
         self.apply(round_, self._contract.lambdas(round_, list(self.groups)))
 
+    def run_alone(self, slot: int, price_usd_per_kwh: float) -> None:
+        """One slot of the homes on their own, no market: every HEMS home draws its plan at
+        the substation price, uncapped (its bid has one point: Lmin = Lmax)."""
+        n = self.fleet.n_homes
+        self.lmin_kw, self.lmax_kw = self.fleet.compute_ranges(
+            slot, price_usd_per_kwh, price_usd_per_kwh
+        )
+        self.low_price_kw = self.lmax_kw
+        self.p_low = self.p_high = np.full(n, price_usd_per_kwh)
+        self.cap_kw = np.full(n, np.inf)
+        self.import_kw = self.fleet.dispatch(slot, np.where(self.fleet.smart, self.lmax_kw, np.inf))
+        self.q_kvar = self.fleet.last_q_kvar
+
     def warm_up(self, price_usd_per_kwh: np.ndarray) -> None:
-        """Run the homes on their own (no cap) from midnight to the first market slot, so a
-        run that starts mid-day starts from realistic states."""
+        """Run the homes on their own (`run_alone`) from midnight to the first market slot, so
+        a run that starts mid-day starts from realistic states."""
         for slot in range(self.slot_offset):
-            price = float(price_usd_per_kwh[slot])
-            _, lmax = self.fleet.compute_ranges(slot, price, price)
-            self.fleet.dispatch(slot, np.where(self.fleet.smart, lmax, np.inf))
+            self.run_alone(slot, float(price_usd_per_kwh[slot]))
