@@ -536,7 +536,7 @@ class DSO:
                 break
             op = self.model.operating_point(ac, p_d, q_d)
         if violations and not infeasible:
-            s, p_d, q_d, ac, violations = self._nearest_clean(s, segments, dispatch, lim, slot, ac)
+            s, ac = self._nearest_clean(s, segments, dispatch, lim, slot, ac)
             welfare = float(a @ s - 0.5 * b @ s**2)
             v_pred = np.sqrt(np.maximum(prob.predicted_vsq(op, s), 0.0))
             violations, loading, _ = self._check(ac, lim)
@@ -574,12 +574,12 @@ class DSO:
 
     def _nearest_clean(
         self, s: np.ndarray, segments: _Segments, dispatch, lim: DSOLimits, slot, ac
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PowerFlowResult, str]:
+    ) -> tuple[np.ndarray, PowerFlowResult]:
         """When the re-linearization loop ends with the AC flow still outside the limits (the
         linearized line current gets the sign of a change wrong where the flow reverses):
         every group's lambda moved toward Lmin or Lmax by the steps of ``FALLBACK_STEPS``,
         nearest first, each checked by AC; the first that keeps the limits, else the dispatch
-        as it was."""
+        as it was: (segment fill, its AC result)."""
         lam = segments.lambdas(s)
         for direction, step in self.FALLBACK_STEPS:
             moved = lam * step if direction == "down" else lam + (1.0 - lam) * step
@@ -589,11 +589,9 @@ class DSO:
                 ac_t = self._ac(p_t, q_t, slot)
             except PowerFlowError:
                 continue
-            violations, _, _ = self._check(ac_t, lim)
-            if not violations:
-                return trial, p_t, q_t, ac_t, ""
-        p_d, q_d = dispatch(s)
-        return s, p_d, q_d, ac, "unchanged"
+            if not self._check(ac_t, lim)[0]:
+                return trial, ac_t
+        return s, ac
 
     def _ac_backing_off(
         self, s: np.ndarray, dispatch, slot: int | None
