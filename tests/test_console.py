@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,9 +19,8 @@ import yaml
 from sim.console import PLAIN_LINES, SlotBar, clock, slot_status
 from sim.results.writer import TABLES, finished_slots, load_results
 from sim.scenario import SCENARIOS_DIR
+from tests.running import BLOCKHEMS, ROOT, run_until_slots
 
-ROOT = Path(__file__).resolve().parents[1]
-BLOCKHEMS = [sys.executable, "-c", "import sys; from sim.cli import main; sys.exit(main())"]
 SUMMARY_PREFIXES = (
     "limits:",
     "slots:",
@@ -140,24 +137,16 @@ def test_interrupted_verbose_run_exits_cleanly_and_keeps_its_slots(tmp_path) -> 
     folder whose finished slots are complete in every table."""
     folder = tmp_path / "interrupted"
     scenario = _scenario(tmp_path, 12, own_process=True)  # 48 slots: time to interrupt
-    proc = subprocess.Popen(
-        [*BLOCKHEMS, "run", str(scenario), "-o", str(folder), "-v"],
-        cwd=ROOT,
+    proc = run_until_slots(
+        ["run", str(scenario), "-o", str(folder), "-v"],
+        folder,
+        2,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
         # as from a terminal: Ctrl-C's default action, even if this test runs where SIGINT is
         # ignored (a background job of a non-interactive shell inherits SIG_IGN)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    parts = folder / "slots.parts"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,8 @@ from sim.cosim.world import run_scenario
 from sim.market.checkpoint import Checkpoints, ResumeError
 from sim.results.writer import TABLES, finished_slots, load_results
 from sim.scenario import SCENARIOS_DIR, load_scenario
+from tests.running import BLOCKHEMS, ROOT, run_until_slots
 
-ROOT = Path(__file__).resolve().parents[1]
-BLOCKHEMS = [sys.executable, "-c", "import sys; from sim.cli import main; sys.exit(main())"]
 # what belongs to one chain and its keys (new on resume), or to the wall clock
 CHAIN_COLUMNS = ["sender", "tx_hash", "block", "latency_s", "gas_used"]
 
@@ -74,19 +71,8 @@ def test_killed_and_resumed_run_gives_the_uninterrupted_tables(uninterrupted, tm
     checkpoint and ends with the uninterrupted run's tables."""
     scenario, whole = uninterrupted
     folder = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [*BLOCKHEMS, "run", str(scenario), "-o", str(folder), "-q"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    parts, deadline = folder / "slots.parts", time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 10:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    args = ["run", str(scenario), "-o", str(folder), "-q"]
+    proc = run_until_slots(args, folder, 10, stdout=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     killed_at = len(finished_slots(folder))
