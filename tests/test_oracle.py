@@ -16,8 +16,8 @@ from sim.hems.policy import COMFORT_PENALTY_USD_PER_C
 from sim.market.setup import day_prices
 from sim.offline import run_offline, run_own_plan
 from sim.oracle import run_oracle
-from sim.oracle.oracle import prepare
-from sim.oracle.report import compare, write_oracle
+from sim.oracle.oracle import OracleError, prepare
+from sim.oracle.report import compare, home_costs, write_oracle
 from sim.results.writer import ResultsWriter, load_results
 from sim.scenario import SCENARIOS_DIR, build_scenario_feeder, load_scenario, override
 
@@ -53,7 +53,7 @@ def folders(tmp_path_factory, quick):
     writer.close()
     run = run_oracle(quick)
     summary = write_oracle(run, root / "oracle")
-    return root / "market", root / "oracle", run, summary
+    return root / "market", root / "oracle", run, summary, market
 
 
 def _ac_of_homes(scenario, homes: pd.DataFrame):
@@ -169,7 +169,7 @@ def _reference_objective(scenario) -> tuple[float, bool]:
 
 
 def test_oracle_costs_no_more_than_a_feasible_reference(quick, folders, tight_run) -> None:
-    _, _, run, summary = folders
+    _, _, run, summary, _ = folders
     reference, feasible = _reference_objective(quick)
     assert feasible  # the homes' own plans keep the quick scenario's limits
     assert summary["objective_usd"] <= reference + 1e-6
@@ -187,7 +187,7 @@ def _costs(run):
 
 
 def test_comparison_equals_the_tables(folders, tmp_path) -> None:
-    market_dir, oracle_dir, run, _ = folders
+    market_dir, oracle_dir, run, _, _ = folders
     result = compare(market_dir, oracle_dir, tmp_path)
     assert json.loads((tmp_path / "compare.json").read_text())["market"] == result["market"]
     md = (tmp_path / "compare.md").read_text()
@@ -246,8 +246,84 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
     assert result["physically_infeasible_rounds"] == per_slot["round"][physically].tolist()
 
 
+def test_whole_cost_of_both_runs_priced_alike(folders, tmp_path) -> None:
+    _, oracle_dir, run, summary, market = folders
+    result = compare(folders[0], oracle_dir, tmp_path)
+    # the oracle's whole cost from its tables equals its own, from the dispatch's arrays
+    for key in ("battery_degradation_usd", "terminal_soc_value_usd", "comfort_penalty_usd"):
+        assert result["oracle"][key] == pytest.approx(summary[key], abs=1e-9)
+    assert result["oracle"]["objective_usd"] == pytest.approx(summary["objective_usd"], abs=1e-9)
+    # the market's, from its fleet's own records of the horizon's slots
+    fleet, d = market.homes.fleet, run.data
+    span = slice(d.first_slot, d.first_slot + d.n_slots)
+    rec, si = fleet.records, fleet.smart_idx
+    deg = d.degradation_usd_per_kwh * d.dt_h * np.abs(rec["battery_kw"][si, span]).sum()
+    end = rec["soc_kwh"][si, span.stop - 1]
+    terminal = float(d.terminal_usd_per_kwh @ np.maximum(d.soc0_kwh - end, 0.0))
+    assert deg > 0  # the batteries move: not vacuous
+    comfort = 100 * COMFORT_PENALTY_USD_PER_C * rec["comfort_violation_c"][si, span].sum()
+    energy = result["market"]["energy_cost_hems_usd"]
+    m = result["market"]
+    assert m["battery_degradation_usd"] == pytest.approx(deg, rel=1e-9)
+    assert m["terminal_soc_value_usd"] == pytest.approx(terminal, abs=1e-9)
+    assert m["comfort_penalty_usd"] == pytest.approx(comfort, abs=1e-9)
+    assert m["objective_usd"] == pytest.approx(energy + deg + terminal + comfort, rel=1e-9)
+    gap = m["objective_usd"] - result["oracle"]["objective_usd"]
+    assert result["objective_gap_usd"] == pytest.approx(gap)
+    assert gap >= -1e-6  # nothing the homes do alone beats the optimum of the same objective
+    md = (tmp_path / "compare.md").read_text()
+    assert f"| {m['objective_usd']:.2f} | {result['oracle']['objective_usd']:.2f} |" in md
+
+
+def test_home_costs_by_hand() -> None:
+    # two slots of half an hour; home 0 smart, home 1 ordinary (no battery, NaN states)
+    slots = pd.DataFrame({"round": [0, 1], "energy_price_usd_per_kwh": [0.10, 0.30]})
+    homes = pd.DataFrame(
+        {
+            "round": [0, 0, 1, 1],
+            "home": [0, 1, 0, 1],
+            "import_kw": [2.0, 1.0, -1.0, 1.0],
+            "battery_kw": [1.0, np.nan, -3.0, np.nan],
+            "soc_kwh": [5.5, np.nan, 3.9, np.nan],
+            "comfort_violation_c": [0.0, 0.0, 0.25, 0.0],
+        }
+    )
+    pricing = pd.DataFrame(
+        {
+            "home": [0, 1],
+            "smart": [True, False],
+            "soc0_kwh": [5.0, np.nan],
+            "terminal_usd_per_kwh": [0.4, 0.0],
+            "degradation_usd_per_kwh": [0.02, 0.0],
+        }
+    )
+    costs = home_costs({"slots": slots, "homes": homes}, 0.5, pricing)
+    assert costs.loc[0, "energy_usd"] == pytest.approx((2.0 * 0.1 - 1.0 * 0.3) * 0.5)
+    assert costs.loc[0, "degradation_usd"] == pytest.approx(0.02 * 4.0 * 0.5)
+    assert costs.loc[0, "terminal_usd"] == pytest.approx(0.4 * 1.1)
+    assert costs.loc[0, "comfort_usd"] == pytest.approx(100 * COMFORT_PENALTY_USD_PER_C * 0.25)
+    assert costs.loc[1].to_dict() == pytest.approx(
+        {"energy_usd": 0.2, "degradation_usd": 0.0, "terminal_usd": 0.0, "comfort_usd": 0.0,
+         "objective_usd": 0.2}
+    )  # fmt: skip
+    assert costs.loc[0, "objective_usd"] == pytest.approx(-0.05 + 0.04 + 0.44 + 250.0)
+
+
+def test_whole_cost_refuses_tables_without_the_battery(folders, tmp_path) -> None:
+    market_dir, oracle_dir, *_ = folders
+    old = tmp_path / "old"
+    tables = load_results(market_dir)
+    writer = ResultsWriter(old, load_scenario(QUICK))
+    for name, table in tables.items():
+        writer.append(name, table.drop(columns=["battery_kw", "soc_kwh"], errors="ignore"))
+    writer.close()
+    (old / "scenario.yaml").write_text((market_dir / "scenario.yaml").read_text())
+    with pytest.raises(OracleError, match="battery_kw, soc_kwh: the run predates"):
+        compare(old, oracle_dir, tmp_path / "cmp")
+
+
 def test_cli_oracle_against_a_market_run(folders, tmp_path, capsys) -> None:
-    market_dir, _, _, _ = folders
+    market_dir, _, _, _, _ = folders
     out = tmp_path / "cli"
     assert main(["oracle", str(QUICK), "--out", str(out), "--against", str(market_dir), "-q"]) == 0
     assert not load_results(out)["slots"].empty and not load_results(out)["homes"].empty

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.oracle.homes import schedule_cost_usd
+from sim.oracle.homes import COMFORT_WEIGHT_USD_PER_C, schedule_cost_usd
 from sim.oracle.oracle import OracleError, OracleRun, homes_table, slots_table
 from sim.results.limits import limit_summary, slot_limits_broken, verdict
 from sim.results.writer import ResultsWriter, load_results
@@ -57,6 +57,13 @@ def write_oracle(run: OracleRun, out_dir: str | Path) -> dict:
         table[name] = 0.0
         table.loc[d.smart_idx, name] = costs[name]
     table.loc[d.smart_idx, "smart"] = True
+    # how the homes' other costs are priced, so a market run's tables are priced the same way
+    table["soc0_kwh"] = np.nan
+    table.loc[d.smart_idx, "soc0_kwh"] = d.soc0_kwh
+    table["terminal_usd_per_kwh"] = 0.0
+    table.loc[d.smart_idx, "terminal_usd_per_kwh"] = d.terminal_usd_per_kwh
+    table["degradation_usd_per_kwh"] = 0.0
+    table.loc[d.smart_idx, "degradation_usd_per_kwh"] = d.degradation_usd_per_kwh
     table.to_csv(out_dir / "costs.csv", index=False)
     summary = run_figures(load_results(out_dir), *_study(run.scenario))
     summary.update(
@@ -115,6 +122,50 @@ def home_energy_cost(tables: dict[str, pd.DataFrame], slot_h: float) -> pd.Serie
     return usd.groupby(homes.home).sum()
 
 
+PRICING_COLUMNS = ("soc0_kwh", "terminal_usd_per_kwh", "degradation_usd_per_kwh")
+COST_PARTS = ("energy_usd", "degradation_usd", "terminal_usd", "comfort_usd")
+# the names of the whole cost's parts among a run's figures (as in the oracle's summary.json)
+FIGURE_OF_PART = {
+    "degradation_usd": "battery_degradation_usd",
+    "terminal_usd": "terminal_soc_value_usd",
+    "comfort_usd": "comfort_penalty_usd",
+    "objective_usd": "objective_usd",
+}
+
+
+def home_costs(
+    tables: dict[str, pd.DataFrame], slot_h: float, pricing: pd.DataFrame
+) -> pd.DataFrame:
+    """Each home's whole cost over the run ($), as the oracle minimizes it, from a results
+    folder's tables: energy (`home_energy_cost`), battery degradation (its rate x |battery_kw|
+    x slot hours), the SOC left below its start at the end (x the terminal value) and the
+    comfort penalty (`COMFORT_WEIGHT_USD_PER_C` per degC outside a band per slot), and
+    `objective_usd`, their sum. `pricing` (per home, the oracle's `costs.csv`) gives the start
+    SOC (kWh), the terminal value and the degradation rate ($/kWh)."""
+    homes = tables["homes"]
+    missing = [c for c in ("battery_kw", "soc_kwh") if c not in homes]
+    if missing:
+        raise OracleError(
+            f"the homes table has no {', '.join(missing)}: the run predates these columns; "
+            "run it again"
+        )
+    price = pricing.set_index("home")
+    out = pd.DataFrame({"energy_usd": home_energy_cost(tables, slot_h)})
+    homes = homes.sort_values("round")
+    by_home = homes.groupby("home")
+    throughput = by_home.battery_kw.apply(lambda x: np.nansum(np.abs(x))) * slot_h
+    out["degradation_usd"] = throughput * price.degradation_usd_per_kwh.reindex(out.index)
+    end_soc = by_home.soc_kwh.last()  # the last finished slot's (NaN: an ordinary home)
+    short = np.maximum(price.soc0_kwh.reindex(out.index) - end_soc, 0.0).fillna(0.0)
+    out["terminal_usd"] = short * price.terminal_usd_per_kwh.reindex(out.index)
+    viol = by_home.comfort_violation_c.apply(lambda x: np.nansum(x))
+    out["comfort_usd"] = COMFORT_WEIGHT_USD_PER_C * viol
+    out = out.fillna(0.0)
+    out["objective_usd"] = out[list(COST_PARTS)].sum(axis=1)
+    out.index.name = "home"
+    return out
+
+
 def _slot_excess(slots: pd.DataFrame, v_band: tuple[float, float]) -> pd.Series:
     low = slots[[f"v_min_{ph}_pu" for ph in "abc"]].min(axis=1)
     high = slots[[f"v_max_{ph}_pu" for ph in "abc"]].max(axis=1)
@@ -166,6 +217,14 @@ ROWS = (
     ("energy_not_served_kwh", "energy not served (kWh)", "{:.2f}"),
     ("energy_cost_usd", "energy cost, all homes ($)", "{:.2f}"),
     ("energy_cost_hems_usd", "energy cost, HEMS homes ($)", "{:.2f}"),
+    ("battery_degradation_usd", "battery degradation, HEMS homes ($)", "{:.2f}"),
+    ("terminal_soc_value_usd", "SOC left below its start, valued ($)", "{:.2f}"),
+    (
+        "comfort_penalty_usd",
+        f"comfort penalty ($, {COMFORT_WEIGHT_USD_PER_C:,.0f} $ per degC-slot)",
+        "{:.2f}",
+    ),
+    ("objective_usd", "whole cost of the HEMS homes: energy + the three above ($)", "{:.2f}"),
     ("comfort_violations", "comfort violations (home-slots)", "{:d}"),
     ("worst_comfort_violation_c", "worst comfort violation (degC)", "{:.3f}"),
     ("pv_curtailed_kwh", "PV curtailed (kWh)", "{:.2f}"),
@@ -208,11 +267,22 @@ def compare(market_dir: str | Path, oracle_dir: str | Path, out_dir: str | Path)
             slots.judgement == "physically infeasible"
         ].tolist(),
     }
-    own = oracle_dir / "summary.json"  # what the energy cost leaves out of the oracle's cost
-    if own.exists():
-        extra = json.loads(own.read_text())
-        for key in ("battery_degradation_usd", "terminal_soc_value_usd", "objective_usd"):
-            result[f"oracle_{key}"] = extra.get(key)
+    pricing_file = oracle_dir / "costs.csv"
+    pricing = pd.read_csv(pricing_file) if pricing_file.exists() else None
+    if pricing is None or not set(PRICING_COLUMNS) <= set(pricing.columns):
+        raise OracleError(
+            f"{pricing_file} is missing or predates its pricing columns: run the oracle again"
+        )
+    whole = {name: home_costs(t, slot_h, pricing) for name, t in (("market", mt), ("oracle", ot))}
+    for name, costs in whole.items():
+        hems = costs.loc[pricing.home[pricing.smart.astype(bool)]]  # what the oracle controls
+        result[name].update({key: float(hems[part].sum()) for part, key in FIGURE_OF_PART.items()})
+    gap = result["market"]["objective_usd"] - result["oracle"]["objective_usd"]
+    result["objective_gap_usd"] = gap
+    # issue 13's figure: the gap as a share of the optimum's magnitude (a day whose optimum is
+    # near 0 $, PV export against import, makes any gap a large share)
+    optimum = abs(result["oracle"]["objective_usd"])
+    result["objective_gap_pct"] = 100.0 * gap / optimum if optimum > 0 else float("nan")
     homes = pd.DataFrame(
         {
             "home": [int(h) for h in mf["energy_cost_per_home_usd"]],
@@ -221,6 +291,8 @@ def compare(market_dir: str | Path, oracle_dir: str | Path, out_dir: str | Path)
     )
     homes["oracle_energy_usd"] = homes.home.astype(str).map(of["energy_cost_per_home_usd"])
     homes["market_minus_oracle_usd"] = homes.market_energy_usd - homes.oracle_energy_usd
+    for name, costs in whole.items():
+        homes[f"{name}_objective_usd"] = homes.home.map(costs.objective_usd)
     gap = homes.market_minus_oracle_usd
     result["per_home_gap_usd"] = {"mean": float(gap.mean()), "min": float(gap.min()),
                                   "max": float(gap.max())}  # fmt: skip
@@ -270,14 +342,11 @@ def _markdown(result: dict, slots: pd.DataFrame) -> str:
         f"{result['per_home_gap_usd']['min']:.3f} to {result['per_home_gap_usd']['max']:.3f} $; "
         "compare_homes.csv).",
     ]
-    if result.get("oracle_battery_degradation_usd") is not None:
-        lines.append(
-            f"Not in the energy cost: the oracle's battery degradation "
-            f"{result['oracle_battery_degradation_usd']:.2f} $ and value of SOC below its start "
-            f"{result['oracle_terminal_soc_value_usd']:.2f} $ (its objective "
-            f"{result['oracle_objective_usd']:.2f} $); the market's tables do not record battery "
-            "power or SOC."
-        )
+    lines.append(
+        f"Whole cost of the market above the oracle's: {result['objective_gap_usd']:.2f} $ "
+        f"({result['objective_gap_pct']:.1f} % of the optimum's {abs(of['objective_usd']):.2f} $; "
+        "per home: compare_homes.csv)."
+    )
     lines += [
         "",
         "Slots: "

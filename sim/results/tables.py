@@ -69,6 +69,9 @@ def dso_rows(agent: DSOAgent, round_: int, slot: int) -> dict[str, list[dict]]:
     return {"groups": groups, "dlmp": dlmp, "slots": [slot_row]}
 
 
+APPLIANCE_COLUMNS = ("battery_kw", "hvac_kw", "wh_kw", "soc_kwh", "t_in_c", "tank_c")
+
+
 def homes_rows(
     agent: HomesAgent, round_: int, home_ids: list[int] | None = None, summary: bool = True
 ) -> dict[str, list[dict]]:
@@ -79,6 +82,9 @@ def homes_rows(
     violation = fleet.records["comfort_violation_c"][:, slot]
     pv_curtailed = fleet.records["pv_curtailed_kw"][:, slot]
     shed = fleet.records["shed_kw"][:, slot]
+    # appliance powers and the states at the end of the slot (NaN for ordinary homes), so a
+    # run's whole cost (degradation, SOC left at the end) can be priced from its tables
+    appliances = {name: fleet.records[name][:, slot] for name in APPLIANCE_COLUMNS}
     rows = [
         {
             "round": round_,
@@ -97,6 +103,7 @@ def homes_rows(
             "comfort_violation_c": float(violation[i]),
             "pv_curtailed_kw": float(np.nan_to_num(pv_curtailed[i])),
             "shed_kw": float(np.nan_to_num(shed[i])),
+            **{name: float(values[i]) for name, values in appliances.items()},
         }
         for i in (range(fleet.n_homes) if home_ids is None else home_ids)
     ]
