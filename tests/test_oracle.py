@@ -247,8 +247,8 @@ def test_comparison_equals_the_tables(folders, tmp_path) -> None:
 
 
 def test_whole_cost_of_both_runs_priced_alike(folders, tmp_path) -> None:
-    _, oracle_dir, run, summary, market = folders
-    result = compare(folders[0], oracle_dir, tmp_path)
+    market_dir, oracle_dir, run, summary, market = folders
+    result = compare(market_dir, oracle_dir, tmp_path)
     # the oracle's whole cost from its tables equals its own, from the dispatch's arrays
     for key in ("battery_degradation_usd", "terminal_soc_value_usd", "comfort_penalty_usd"):
         assert result["oracle"][key] == pytest.approx(summary[key], abs=1e-9)

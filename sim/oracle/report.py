@@ -152,14 +152,13 @@ def home_costs(
     price = pricing.set_index("home")
     out = pd.DataFrame({"energy_usd": home_energy_cost(tables, slot_h)})
     homes = homes.sort_values("round")
-    by_home = homes.groupby("home")
-    throughput = by_home.battery_kw.apply(lambda x: np.nansum(np.abs(x))) * slot_h
+    by_home = homes.groupby("home")  # sums skip an ordinary home's NaN
+    throughput = homes.battery_kw.abs().groupby(homes.home).sum() * slot_h
     out["degradation_usd"] = throughput * price.degradation_usd_per_kwh.reindex(out.index)
     end_soc = by_home.soc_kwh.last()  # the last finished slot's (NaN: an ordinary home)
     short = np.maximum(price.soc0_kwh.reindex(out.index) - end_soc, 0.0).fillna(0.0)
     out["terminal_usd"] = short * price.terminal_usd_per_kwh.reindex(out.index)
-    viol = by_home.comfort_violation_c.apply(lambda x: np.nansum(x))
-    out["comfort_usd"] = COMFORT_WEIGHT_USD_PER_C * viol
+    out["comfort_usd"] = COMFORT_WEIGHT_USD_PER_C * by_home.comfort_violation_c.sum()
     out = out.fillna(0.0)
     out["objective_usd"] = out[list(COST_PARTS)].sum(axis=1)
     out.index.name = "home"
